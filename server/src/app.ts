@@ -1,0 +1,162 @@
+/**
+ * createApp(deps): the Express application, fully wired but never listening.
+ * Order: request id + log → CORS → health/spec → ORM request context → auth → body parsers →
+ * OpenAPI validator → operationId dispatch → 404 → problem renderer.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import cors from 'cors';
+import * as OpenApiValidator from 'express-openapi-validator';
+import { RequestContext } from '@mikro-orm/core';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { Orm } from './persistence/orm.ts';
+import type { BlobStore } from './storage/blob-store.ts';
+import { errors } from './errors.ts';
+import { authenticate } from './access/api-keys.ts';
+import { problemHandler } from './http/problem.ts';
+import { apiDocument, openApiYaml } from './http/spec.ts';
+import { createHandlerTable } from './http/handlers/index.ts';
+import { multipartStorage } from './http/multipart.ts';
+import { createServices, type Services } from './services/index.ts';
+import type { OperationId, RequestContext as Ctx } from './http/types.ts';
+import type { User } from './persistence/entities.ts';
+
+export const API_PREFIX = '/api/v1.0';
+
+export interface AppDeps {
+  config: Config;
+  orm: Orm;
+  storage: BlobStore;
+  logger: Logger;
+  /** Built from the other deps when omitted. */
+  services?: Services;
+}
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    requestId: string;
+    log: Logger;
+    user?: User;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const PUBLIC_API_PATHS = new Set(['/openapi.yaml']);
+
+export function createApp(deps: AppDeps): express.Express {
+  const { config, orm, storage, logger } = deps;
+  const services = deps.services ?? createServices({ config, orm, storage, logger });
+  const handlers = createHandlerTable(services, config);
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'extended');
+
+  // Request id and access log.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get('X-Request-Id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    res.locals.requestId = requestId;
+    res.locals.log = logger.child({ request_id: requestId });
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      res.locals.log.info(
+        {
+          method: req.method,
+          path: req.originalUrl.split('?')[0],
+          status: res.statusCode,
+          duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+          user_id: res.locals.user?.id,
+        },
+        'request',
+      );
+    });
+    next();
+  });
+
+  app.use(
+    cors({
+      origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
+      exposedHeaders: ['X-Total-Count', 'X-Page', 'X-Has-More', 'X-Request-Id', 'ETag', 'Content-Disposition', 'Content-Range', 'Location'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'Content-Digest', 'Range', 'If-None-Match', 'X-Request-Id'],
+      maxAge: 600,
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks = await services.system.readiness();
+    const ok = Object.values(checks).every((c) => c === 'ok');
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
+  });
+  app.get(`${API_PREFIX}/openapi.yaml`, (_req, res) => {
+    res.type('application/yaml').send(openApiYaml());
+  });
+
+  // One EntityManager fork per request (never the global one).
+  app.use((_req, _res, next) => RequestContext.create(orm.em, next));
+
+  // Authentication for everything under the prefix; the document above is the one public path.
+  app.use(API_PREFIX, async (req: Request, res: Response, next: NextFunction) => {
+    if (PUBLIC_API_PATHS.has(req.path)) return next();
+    try {
+      const header = req.get('Authorization') ?? '';
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      res.locals.user = await authenticate(orm.em.fork(), match?.[1]);
+      next();
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'], strict: true }));
+
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: apiDocument() as never,
+      validateApiSpec: false,
+      validateRequests: { allowUnknownQueryParameters: false, removeAdditional: false },
+      validateResponses: config.validateResponses ? { removeAdditional: false } : false,
+      validateSecurity: false,
+      ignoreUndocumented: false,
+      fileUploader: {
+        storage: multipartStorage(services),
+        limits: { files: 1, fields: 20, fieldSize: 65_536, parts: 24, fileSize: config.maxArtifactSizeBytes },
+      },
+    }),
+  );
+
+  // Dispatch by operationId: the validator has matched the path and checked the request.
+  app.use(API_PREFIX, async (req: Request, res: Response, next: NextFunction) => {
+    const openapi = (req as Request & { openapi?: { schema?: { operationId?: string }; pathParams?: Record<string, string> } })
+      .openapi;
+    const operationId = openapi?.schema?.operationId as OperationId | undefined;
+    const handler = operationId ? handlers[operationId] : undefined;
+    if (!handler) return next();
+    const user = res.locals.user;
+    if (!user && !PUBLIC_API_PATHS.has(req.path)) return next(errors.unauthenticated());
+    // This middleware is mounted without a route pattern: take the path parameters the validator matched.
+    req.params = { ...(openapi?.pathParams ?? {}) };
+    const ctx: Ctx = {
+      em: orm.em.getContext() as Ctx['em'],
+      user: user as User,
+      log: res.locals.log,
+      requestId: res.locals.requestId,
+    };
+    try {
+      await handler(req, res, ctx);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(errors.notFound(`No route for ${req.method} ${req.path}.`));
+  });
+  app.use(problemHandler(logger));
+  return app;
+}

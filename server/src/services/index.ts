@@ -1,0 +1,49 @@
+/**
+ * The services of one server process, built once from the shared dependencies.
+ */
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { Orm } from '../persistence/orm.ts';
+import type { BlobStore, BlobStoreOptions } from '../storage/index.ts';
+import { ModelService } from './models.ts';
+import { VersionService } from './versions.ts';
+import { UploadService } from './uploads.ts';
+import { ArtifactService } from './artifacts.ts';
+import { Sweeper } from './sweeper.ts';
+import { SystemService } from './system.ts';
+
+export interface ServiceDeps {
+  config: Config;
+  orm: Orm;
+  storage: BlobStore;
+  logger: Logger;
+}
+
+export interface Services {
+  models: ModelService;
+  versions: VersionService;
+  uploads: UploadService;
+  artifacts: ArtifactService;
+  sweeper: Sweeper;
+  system: SystemService;
+}
+
+export function createServices(deps: ServiceDeps): Services {
+  return {
+    models: new ModelService(deps.orm),
+    versions: new VersionService(deps.orm),
+    uploads: new UploadService(deps),
+    artifacts: new ArtifactService(deps),
+    sweeper: new Sweeper(deps),
+    system: new SystemService(deps),
+  };
+}
+
+/** The BlobStore options a Config describes (credentials come from the standard AWS chain). */
+export function storageOptions(config: Config): BlobStoreOptions {
+  if (config.storageBackend === 's3' && config.s3) {
+    const { bucket, region, endpoint, forcePathStyle, prefix } = config.s3;
+    return { backend: 's3', bucket, region, forcePathStyle, prefix, ...(endpoint ? { endpoint } : {}) };
+  }
+  return { backend: 'fs', dir: config.storageDir };
+}

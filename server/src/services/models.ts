@@ -1,0 +1,179 @@
+/**
+ * Model records (catalog products of a model type): list, create, read, update, archive.
+ */
+import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
+import type { components, operations } from '../generated/api.ts';
+import { errors, type FieldError } from '../errors.ts';
+import {
+  requireOrganizationAccess,
+  requireProductEdit,
+  requireProductView,
+  requireSpaceView,
+  requireSpaceWrite,
+  visibleProductsInOrgFilter,
+} from '../access/index.ts';
+import { LIMITS, Product, Space, type User } from '../persistence/entities.ts';
+import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
+import { searchTextFilter } from '../persistence/queries.ts';
+import { summarize, type ModelSummary } from './summaries.ts';
+
+export type ModelCreate = components['schemas']['ModelCreate'];
+export type ModelUpdate = components['schemas']['ModelUpdate'];
+export type ModelFilters = NonNullable<operations['listSpaceModels']['parameters']['query']>;
+
+export interface ModelPage {
+  items: ModelSummary[];
+  total: number;
+  skip: number;
+  limit: number;
+}
+
+const DEFAULT_LIMIT = 50;
+
+/** Lowercase words joined by single hyphens, at most 100 characters; '' when nothing is left. */
+export function slugify(name: string): string {
+  return name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, LIMITS.slug)
+    .replace(/-+$/g, '');
+}
+
+/** input_schema / output_schema are capped at 64 KiB serialized (a JSON Schema cannot say so). */
+export function checkJsonSize(body: Record<string, unknown>, fields: readonly string[]): void {
+  const problems: FieldError[] = [];
+  for (const field of fields) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+    if (bytes > LIMITS.json_bytes) {
+      problems.push({ loc: ['body', field], msg: `must be at most ${LIMITS.json_bytes} bytes as JSON (got ${bytes})`, type: 'maxSize' });
+    }
+  }
+  if (problems.length > 0) {
+    throw errors.validation(`The request is invalid: ${problems.map((p) => `${p.loc.join('.')} ${p.msg}`).join('; ')}.`, problems);
+  }
+}
+
+function filterConditions(filters: ModelFilters): FilterQuery<Product>[] {
+  const where: FilterQuery<Product>[] = [];
+  if (!filters.include_archived) where.push({ is_archived: false });
+  if (filters.q !== undefined && filters.q !== '') where.push(searchTextFilter(filters.q));
+  if (filters.model_family) where.push({ model_family: filters.model_family });
+  if (filters.types && filters.types.length > 0) where.push({ product_type: { $in: [...new Set(filters.types)] } });
+  if (filters.deployment_status) where.push({ deployment_status: filters.deployment_status });
+  if (filters.model_task_type) where.push({ model_task_type: filters.model_task_type });
+  if (filters.risk_classification) where.push({ risk_classification: filters.risk_classification });
+  return where;
+}
+
+const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
+
+export class ModelService {
+  constructor(private readonly orm: Orm) {}
+
+  private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters, spaces?: Map<string, Space>): Promise<ModelPage> {
+    const skip = filters.skip ?? 0;
+    const limit = filters.limit ?? DEFAULT_LIMIT;
+    const where = { $and: [visible, ...filterConditions(filters)] } as FilterQuery<Product>;
+    const [rows, total] = await em.findAndCount(Product, where, {
+      orderBy: [{ updated_at: 'desc' }, { id: 'desc' }],
+      limit,
+      offset: skip,
+      populate: spaces ? [] : ['space'],
+    });
+    return { items: await summarize(em, rows, spaces), total, skip, limit };
+  }
+
+  async listSpace(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
+    const { space } = await requireSpaceView(em, user, slug);
+    return this.page(em, { space: space.id }, filters, new Map([[space.id, space]]));
+  }
+
+  async listOrganization(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
+    const { organization } = await requireOrganizationAccess(em, user, slug);
+    const visible = await visibleProductsInOrgFilter(em, user, organization);
+    return this.page(em, visible, filters);
+  }
+
+  async get(em: Em, user: User, productId: string): Promise<ModelSummary> {
+    const { product } = await requireProductView(em, user, productId);
+    return (await summarize(em, [product]))[0]!;
+  }
+
+  async create(em: Em, user: User, spaceSlug: string, body: ModelCreate): Promise<ModelSummary> {
+    const { space } = await requireSpaceWrite(em, user, spaceSlug);
+    checkJsonSize(body, JSON_FIELDS);
+    const slug = body.slug ?? slugify(body.name);
+    if (slug === '') {
+      throw errors.validation('The name has no letters or digits to derive a slug from; send a `slug`.', [
+        { loc: ['body', 'slug'], msg: 'is required when the name has no letters or digits', type: 'required' },
+      ]);
+    }
+    const created = await em.transactional(async (tx) => {
+      // Serialize creates per space so the catalog limit holds under concurrency.
+      const locked =
+        dialectOf(this.orm) === 'postgresql'
+          ? await tx.findOneOrFail(Space, { id: space.id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
+          : space;
+      if (locked.product_limit !== null && locked.product_limit !== undefined) {
+        const count = await tx.count(Product, { space: space.id });
+        if (count >= locked.product_limit) {
+          throw errors.catalogLimitReached(
+            `Space '${space.slug}' has reached its limit of ${locked.product_limit} catalog products (archived products count).`,
+          );
+        }
+      }
+      if ((await tx.count(Product, { space: space.id, slug })) > 0) throw slugTaken(slug, space.slug);
+      const { slug: _ignored, ...fields } = body;
+      const product = tx.create(Product, {
+        ...fields,
+        slug,
+        space: space.id,
+        product_type: body.product_type ?? 'ML Model',
+        environment: body.environment ?? 'development',
+        deployment_status: body.deployment_status ?? 'development',
+        is_archived: false,
+        created_by: user.id,
+      } as never);
+      try {
+        await tx.flush();
+      } catch (err) {
+        if (err instanceof UniqueConstraintViolationException) throw slugTaken(slug, space.slug);
+        throw err;
+      }
+      return product;
+    });
+    return (await summarize(em, [created], new Map([[space.id, space]])))[0]!;
+  }
+
+  async update(em: Em, user: User, productId: string, body: ModelUpdate): Promise<ModelSummary> {
+    const { product } = await requireProductEdit(em, user, productId);
+    checkJsonSize(body, JSON_FIELDS);
+    const changes = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+    if (Object.keys(changes).length > 0) {
+      if (changes.slug !== undefined && changes.slug !== product.slug) {
+        if ((await em.count(Product, { space: product.space.id, slug: changes.slug as string })) > 0) {
+          throw slugTaken(changes.slug as string, product.space.slug);
+        }
+      }
+      em.assign(product, changes as never);
+      // A PATCH that sets values equal to the current ones still counts as an update.
+      product.updated_at = new Date();
+      try {
+        await em.flush();
+      } catch (err) {
+        if (err instanceof UniqueConstraintViolationException) throw slugTaken(String(changes.slug), product.space.slug);
+        throw err;
+      }
+    }
+    return (await summarize(em, [product]))[0]!;
+  }
+}
+
+function slugTaken(slug: string, spaceSlug: string) {
+  return errors.slugConflict(`A model with slug '${slug}' already exists in space '${spaceSlug}'.`);
+}
