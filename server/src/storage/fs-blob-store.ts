@@ -1,0 +1,325 @@
+/**
+ * BlobStore on a local directory (the single-machine default).
+ *
+ * Layout under `dir`:
+ *   <key>                       committed blobs (e.g. artifacts/<uuid>/<uuid>)
+ *   .staging/<sha256(key)>      one sparse file per staged upload; parts are written at their offsets
+ *   .staging/*.replace, *.tmp   short-lived side files of part re-sends and put()
+ * Keys can never start with "." (secure-path.ts), so `.staging` cannot collide with a blob.
+ *
+ * Durability: every method that resolves "stored" has fsynced the data, and renames are followed
+ * by an fsync of the directory, so a power loss cannot undo an acknowledged write.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import {
+  BlobNotFoundError,
+  BlobRangeError,
+  ExactLengthStream,
+  MaxLengthStream,
+  StagedUploadNotFoundError,
+  assertCompletePartList,
+  feed,
+  type BlobStore,
+  type PartInput,
+  type StagedPart,
+  type StagedUpload,
+} from './blob-store.ts';
+import { resolveKeyPath } from './secure-path.ts';
+
+export interface FsBlobStoreOptions {
+  /** Root directory; created on first use. */
+  dir: string;
+}
+
+const STAGING_DIR = '.staging';
+/** Read-stream buffer: larger reads mean fewer syscalls and faster downloads. */
+const READ_HIGH_WATER_MARK = 1024 * 1024;
+const COPY_BUFFER_SIZE = 1024 * 1024;
+
+export class FsBlobStore implements BlobStore {
+  readonly backend = 'fs' as const;
+  /** Absolute root directory. */
+  readonly root: string;
+  private readonly stagingDir: string;
+
+  constructor(options: FsBlobStoreOptions) {
+    this.root = path.resolve(options.dir);
+    this.stagingDir = path.join(this.root, STAGING_DIR);
+  }
+
+  async beginStaged(key: string, opts: { totalSize: number; contentType: string }): Promise<StagedUpload> {
+    assertByteCount(opts.totalSize, 'totalSize');
+    const stagingPath = this.stagingPathOf(key);
+    await ensureDirDurable(this.stagingDir);
+    const fh = await open(stagingPath, 'w');
+    try {
+      await fh.truncate(opts.totalSize); // sparse: no disk blocks until parts arrive
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsyncDir(this.stagingDir);
+    return { key, uploadId: null };
+  }
+
+  async putPart(staged: StagedUpload, part: PartInput): Promise<{ etag: string | null }> {
+    assertByteCount(part.offset, 'offset');
+    assertByteCount(part.size, 'size');
+    const stagingPath = this.stagingPathOf(staged.key);
+    const fh = await openExisting(stagingPath, 'r+', () => new StagedUploadNotFoundError(staged.key));
+    try {
+      const { size: totalSize } = await fh.stat();
+      if (part.offset + part.size > totalSize) {
+        throw new RangeError(`Part ${part.index} (${part.offset}+${part.size}) extends past the upload's ${totalSize} bytes`);
+      }
+      if (!part.replace) {
+        await writeExactly(part.body, part.size, fh, part.offset);
+        await fh.datasync();
+      } else {
+        // The earlier part must survive a failed re-send: receive into a side file first, and
+        // touch the staging file only once the new bytes are complete and durable.
+        const sidePath = `${stagingPath}.${part.index}.${randomUUID()}.replace`;
+        const side = await open(sidePath, 'wx+'); // read back by copyRange
+        try {
+          await writeExactly(part.body, part.size, side, 0);
+          await side.datasync();
+          const written = (await side.stat()).size;
+          if (written !== part.size) throw new Error(`Side file holds ${written} bytes, expected ${part.size}`);
+          await copyRange(side, part.size, fh, part.offset);
+          await fh.datasync();
+        } finally {
+          await side.close();
+          await rm(sidePath, { force: true });
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+    return { etag: null };
+  }
+
+  async commitStaged(
+    staged: StagedUpload,
+    parts: StagedPart[],
+    opts: { totalSize: number; contentType: string },
+  ): Promise<void> {
+    assertCompletePartList(parts, opts.totalSize);
+    const finalPath = resolveKeyPath(this.root, staged.key);
+    const stagingPath = this.stagingPathOf(staged.key);
+    const alreadyCommitted = async () => (await this.head(staged.key))?.size === opts.totalSize;
+
+    let fh: FileHandle;
+    try {
+      fh = await open(stagingPath, 'r+');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return;
+      if (isErrno(err, 'ENOENT')) throw new StagedUploadNotFoundError(staged.key, { cause: err });
+      throw err;
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size !== opts.totalSize) throw new Error(`Staging file for ${staged.key} has ${size} bytes, expected ${opts.totalSize}`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const finalDir = path.dirname(finalPath);
+    await ensureDirDurable(finalDir);
+    try {
+      await rename(stagingPath, finalPath);
+    } catch (err) {
+      // A concurrent commit of the same upload won the rename.
+      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return;
+      throw err;
+    }
+    await fsyncDir(finalDir);
+    await fsyncDir(this.stagingDir);
+  }
+
+  async abortStaged(staged: StagedUpload): Promise<void> {
+    await rm(this.stagingPathOf(staged.key), { force: true });
+  }
+
+  async put(key: string, body: Readable, opts: { contentType: string; maxBytes?: number }): Promise<{ size: number }> {
+    const finalPath = resolveKeyPath(this.root, key);
+    await ensureDirDurable(this.stagingDir);
+    const tmpPath = path.join(this.stagingDir, `put-${randomUUID()}.tmp`);
+    const fh = await open(tmpPath, 'wx');
+    let size: number;
+    try {
+      const limiter = new MaxLengthStream(opts.maxBytes);
+      const detach = feed(body, limiter);
+      try {
+        size = await writeAll(limiter, fh, 0);
+      } finally {
+        detach();
+      }
+      await fh.sync();
+      await fh.close();
+      const finalDir = path.dirname(finalPath);
+      await ensureDirDurable(finalDir);
+      await rename(tmpPath, finalPath);
+      await fsyncDir(finalDir);
+    } catch (err) {
+      await fh.close().catch(() => {}); // may already be closed
+      await rm(tmpPath, { force: true });
+      throw err;
+    }
+    return { size };
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const filePath = resolveKeyPath(this.root, key);
+    if (range) assertRange(range);
+    const fh = await openExisting(filePath, 'r', () => new BlobNotFoundError(key));
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new BlobNotFoundError(key);
+      if (range && range.start >= st.size) throw new BlobRangeError(key, range);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    // The stream owns the handle and closes it at end, error or destroy.
+    return fh.createReadStream({
+      highWaterMark: READ_HIGH_WATER_MARK,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
+  }
+
+  async head(key: string): Promise<{ size: number } | null> {
+    const filePath = resolveKeyPath(this.root, key);
+    try {
+      const st = await stat(filePath);
+      return st.isFile() ? { size: st.size } : null;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const filePath = resolveKeyPath(this.root, key);
+    try {
+      await unlink(filePath);
+    } catch (err) {
+      // EISDIR: a directory of other blobs is not a blob — nothing to delete.
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw err;
+    }
+    // Empty parent directories are left in place: removing them would race with a concurrent
+    // put/commit into the same directory, and they cost nothing.
+  }
+
+  async downloadUrl(key: string): Promise<string | null> {
+    resolveKeyPath(this.root, key); // same key checks as every other method
+    return null;
+  }
+
+  uri(key: string): string {
+    return pathToFileURL(resolveKeyPath(this.root, key)).href;
+  }
+
+  async ping(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+  }
+
+  async close(): Promise<void> {}
+
+  /** Staging file of a key: a hash, so any key maps to one short, flat file name. */
+  private stagingPathOf(key: string): string {
+    resolveKeyPath(this.root, key); // validates the key
+    return path.join(this.stagingDir, createHash('sha256').update(key).digest('hex'));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function assertByteCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer, got ${n}`);
+}
+
+function assertRange(range: { start: number; end: number }): void {
+  assertByteCount(range.start, 'range.start');
+  assertByteCount(range.end, 'range.end');
+  if (range.end < range.start) throw new RangeError(`range.end (${range.end}) is before range.start (${range.start})`);
+}
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+async function openExisting(filePath: string, flags: string, notFound: () => Error): Promise<FileHandle> {
+  try {
+    return await open(filePath, flags);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw notFound();
+    throw err;
+  }
+}
+
+/** Writes exactly `size` bytes of `body` at `position` (PartLengthError otherwise). */
+async function writeExactly(body: Readable, size: number, fh: FileHandle, position: number): Promise<void> {
+  const counter = new ExactLengthStream(size);
+  const detach = feed(body, counter);
+  try {
+    await writeAll(counter, fh, position);
+  } finally {
+    detach();
+  }
+}
+
+/** Writes a stream at `position` chunk by chunk (positional writes: parts may land in parallel). */
+async function writeAll(source: Readable, fh: FileHandle, position: number): Promise<number> {
+  let pos = position;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    let done = 0;
+    while (done < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, pos + done);
+      done += bytesWritten;
+    }
+    pos += chunk.length;
+  }
+  return pos - position;
+}
+
+/** Copies `length` bytes from the start of `from` to `position` in `to`, through a bounded buffer. */
+async function copyRange(from: FileHandle, length: number, to: FileHandle, position: number): Promise<void> {
+  const buffer = Buffer.allocUnsafe(Math.min(COPY_BUFFER_SIZE, Math.max(length, 1)));
+  let copied = 0;
+  while (copied < length) {
+    const { bytesRead } = await from.read(buffer, 0, Math.min(buffer.length, length - copied), copied);
+    if (bytesRead === 0) throw new Error(`Side file ended after ${copied} of ${length} bytes`);
+    let written = 0;
+    while (written < bytesRead) {
+      const { bytesWritten } = await to.write(buffer, written, bytesRead - written, position + copied + written);
+      written += bytesWritten;
+    }
+    copied += bytesRead;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** mkdir -p, then fsync every directory it created and the parent of the topmost one. */
+async function ensureDirDurable(dir: string): Promise<void> {
+  const firstCreated = await mkdir(dir, { recursive: true });
+  if (firstCreated === undefined) return;
+  const stop = path.dirname(firstCreated);
+  for (let d = dir; ; d = path.dirname(d)) {
+    await fsyncDir(d);
+    if (d === stop || d === path.dirname(d)) break;
+  }
+}

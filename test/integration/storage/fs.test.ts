@@ -1,0 +1,134 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
+import { describeBlobStoreConformance } from './conformance.ts';
+
+const tempDirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'blob-fs-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+let conformanceRoot = '';
+describeBlobStoreConformance({
+  name: 'fs',
+  async createStore() {
+    conformanceRoot = path.join(await tempDir(), 'artifacts'); // not created yet: the store creates it
+    return createBlobStore({ backend: 'fs', dir: conformanceRoot });
+  },
+  async createBrokenStore() {
+    const file = path.join(await tempDir(), 'not-a-directory');
+    await writeFile(file, 'x');
+    return createBlobStore({ backend: 'fs', dir: file });
+  },
+  partSize: 256 * 1024,
+  expectedUri: (key) => pathToFileURL(path.join(conformanceRoot, ...key.split('/'))).href,
+  fetchDownloadUrl: null,
+});
+
+describe('FsBlobStore on disk', () => {
+  let root: string;
+  let store: FsBlobStore;
+  const body = (bytes: Buffer) => Readable.from([bytes], { objectMode: false });
+  const stagingFile = (key: string) => path.join(root, '.staging', createHash('sha256').update(key).digest('hex'));
+  const meta = (totalSize: number) => ({ totalSize, contentType: 'application/octet-stream' });
+
+  beforeAll(async () => {
+    root = await tempDir();
+    store = new FsBlobStore({ dir: root });
+  });
+
+  it('keeps one sparse staging file per upload, writes parts at their offsets, and renames it into place', async () => {
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const totalSize = 8 * 1024 * 1024 + 10;
+    const staged = await store.beginStaged(key, meta(totalSize));
+    expect(staged).toEqual({ key, uploadId: null });
+    const before = await stat(stagingFile(key));
+    expect(before.size).toBe(totalSize);
+    expect(before.blocks * 512).toBeLessThan(1024 * 1024); // sparse: no blocks for unwritten parts
+
+    const tail = randomBytes(10);
+    await store.putPart(staged, { index: 2, offset: 8 * 1024 * 1024, size: 10, body: body(tail), replace: false });
+    const onDisk = await readFile(stagingFile(key));
+    expect(onDisk.subarray(8 * 1024 * 1024).equals(tail)).toBe(true);
+
+    const p0 = randomBytes(4 * 1024 * 1024);
+    const p1 = randomBytes(4 * 1024 * 1024);
+    await store.putPart(staged, { index: 1, offset: 4 * 1024 * 1024, size: p1.length, body: body(p1), replace: false });
+    await store.putPart(staged, { index: 0, offset: 0, size: p0.length, body: body(p0), replace: false });
+    const parts = [0, 1, 2].map((index) => ({ index, size: index === 2 ? 10 : 4 * 1024 * 1024, etag: null }));
+    await store.commitStaged(staged, parts, meta(totalSize));
+
+    await expect(stat(stagingFile(key))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readFile(path.join(root, ...key.split('/')))).equals(Buffer.concat([p0, p1, tail]))).toBe(true);
+    expect(await readdir(path.join(root, '.staging'))).toEqual([]);
+  });
+
+  it('leaves no side file behind after failed replacements, and abort removes the staging file', async () => {
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const staged = await store.beginStaged(key, meta(100));
+    const good = randomBytes(100);
+    await store.putPart(staged, { index: 0, offset: 0, size: 100, body: body(good), replace: false });
+    await expect(store.putPart(staged, { index: 0, offset: 0, size: 100, body: body(randomBytes(50)), replace: true })).rejects.toBeInstanceOf(
+      PartLengthError,
+    );
+    expect((await readFile(stagingFile(key))).equals(good)).toBe(true);
+    expect(await readdir(path.join(root, '.staging'))).toEqual([path.basename(stagingFile(key))]);
+    await store.abortStaged(staged);
+    expect(await readdir(path.join(root, '.staging'))).toEqual([]);
+  });
+
+  it('leaves no temp file behind when put exceeds maxBytes', async () => {
+    await expect(store.put('a/too-big', body(randomBytes(5000)), { contentType: 'text/plain', maxBytes: 4000 })).rejects.toThrow(/limit/);
+    expect(await readdir(path.join(root, '.staging'))).toEqual([]);
+    await expect(stat(path.join(root, 'a', 'too-big'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('stores blobs at <dir>/<key>, named by a file: URI', async () => {
+    const data = randomBytes(1000);
+    await store.put('models/x/weights', body(data), { contentType: 'application/octet-stream' });
+    const uri = store.uri('models/x/weights');
+    expect(uri.startsWith('file:///')).toBe(true);
+    expect(fileURLToPath(uri)).toBe(path.join(root, 'models', 'x', 'weights'));
+    expect((await readFile(fileURLToPath(uri))).equals(data)).toBe(true);
+  });
+
+  it('streams downloads with a 1 MiB buffer', async () => {
+    await store.put('big/blob', body(randomBytes(3 * 1024 * 1024)), { contentType: 'application/octet-stream' });
+    const stream = await store.get('big/blob');
+    expect(stream.readableHighWaterMark).toBe(1024 * 1024);
+    expect((await buffer(stream)).length).toBe(3 * 1024 * 1024);
+  });
+
+  it('never writes outside its directory', async () => {
+    const outside = path.join(path.dirname(root), `escaped-${randomUUID()}`);
+    const key = `../${path.basename(outside)}`;
+    await expect(store.put(key, body(Buffer.from('x')), { contentType: 'text/plain' })).rejects.toBeInstanceOf(InvalidBlobKeyError);
+    await expect(store.beginStaged(key, meta(1))).rejects.toBeInstanceOf(InvalidBlobKeyError);
+    await expect(stat(outside)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('treats a directory as a missing blob', async () => {
+    await store.put('dir/inner', body(Buffer.from('x')), { contentType: 'text/plain' });
+    expect(await store.head('dir')).toBeNull();
+    await expect(store.get('dir')).rejects.toThrow(/not found/);
+    await store.delete('dir'); // idempotent, and must not remove the directory
+    expect(await store.head('dir/inner')).toEqual({ size: 1 });
+  });
+
+  it('creates its directory on ping', async () => {
+    const dir = path.join(await tempDir(), 'nested', 'store');
+    await new FsBlobStore({ dir }).ping();
+    expect((await stat(dir)).isDirectory()).toBe(true);
+  });
+});
