@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, type StartedServer } from '../support/server.ts';
+
+describe('server process', () => {
+  let server: StartedServer;
+  beforeAll(async () => {
+    server = await startServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    server?.cleanup();
+  });
+
+  it('prints a first-start API key that authenticates', async () => {
+    expect(server.apiKey).toMatch(/^mr_[A-Za-z0-9_-]{40,}$/);
+    const res = await fetch(`${server.baseUrl}/api/v1.0/catalog/spaces/default/model-repository/models`, {
+      headers: { Authorization: `Bearer ${server.apiKey}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-total-count')).toBe('0');
+    expect(existsSync(join(server.dataDir, 'model-repository.db'))).toBe(true);
+  });
+
+  it('answers health and readiness, and serves its OpenAPI document without a key', async () => {
+    expect(await (await fetch(`${server.baseUrl}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${server.baseUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: 'ok', storage: 'ok' } });
+    const doc = await fetch(`${server.baseUrl}/api/v1.0/openapi.yaml`);
+    expect(doc.status).toBe(200);
+    expect(await doc.text()).toContain('openapi: 3.1.0');
+  });
+
+  it('echoes a request id and logs it', async () => {
+    const res = await fetch(`${server.baseUrl}/api/v1.0/catalog/spaces/default/model-repository/models`, {
+      headers: { Authorization: 'Bearer wrong', 'X-Request-Id': 'trace-abc-123' },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('x-request-id')).toBe('trace-abc-123');
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.output()).toMatch(/"request_id":"trace-abc-123".*"status":401/);
+  });
+
+  it('does not print a key again on the next start, and stops gracefully on SIGTERM', async () => {
+    await server.stop();
+    expect(server.process.exitCode).toBe(0);
+    const again = await startServer({ dataDir: server.dataDir });
+    try {
+      expect(again.apiKey).toBe('');
+      const res = await fetch(`${again.baseUrl}/api/v1.0/catalog/spaces/default/model-repository/models`, {
+        headers: { Authorization: `Bearer ${server.apiKey}` },
+      });
+      expect(res.status).toBe(200);
+    } finally {
+      await again.stop();
+    }
+  });
+});
