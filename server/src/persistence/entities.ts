@@ -1,0 +1,401 @@
+/**
+ * All entities, defined with `defineEntity` (no decorators: tsx has no emitDecoratorMetadata).
+ * They run unchanged on SQLite (libsql) and PostgreSQL.
+ *
+ * Conventions:
+ * - TS property names are the snake_case column names (the API is snake_case too); a M:1
+ *   property `space` is the column `space_id`. Relations are plain entity references (not Ref):
+ *   `product.space.id` is always there, other fields of a relation only after `populate`.
+ * - Primary keys are UUIDs generated in the app. With `processOnCreateHooksEarly` (set in
+ *   orm.ts) `em.create()` fills `id`, `created_at`, `updated_at` and defaults at once, so ids
+ *   are usable before the flush.
+ * - Table names are plural (`users`, not the reserved `user`).
+ * - "One current per product" is enforced by partial unique indexes (see below): clear the old
+ *   current row with `em.nativeUpdate` BEFORE flushing the new current one, in one transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
+import {
+  ARTIFACT_STATUSES,
+  LIMITS,
+  ORGANIZATION_ROLES,
+  PRODUCT_GRANT_ACCESS,
+  SPACE_ROLES,
+  UPLOAD_STATUSES,
+  VERSION_TYPES,
+} from './limits.ts';
+
+export * from './limits.ts';
+
+export type JsonObject = Record<string, unknown>;
+
+const id = () => p.uuid().primary().onCreate(() => randomUUID());
+const createdAt = () => p.datetime().onCreate(() => new Date());
+const updatedAt = () =>
+  p
+    .datetime()
+    .onCreate(() => new Date())
+    .onUpdate(() => new Date());
+const shortText = () => p.string().length(LIMITS.short_text);
+
+// ─── tenancy and users ───────────────────────────────────────────────────────────────────
+
+export const Organization = defineEntity({
+  name: 'Organization',
+  tableName: 'organizations',
+  properties: {
+    id: id(),
+    slug: p.string().length(LIMITS.slug).unique(),
+    name: p.string().length(LIMITS.name),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+});
+export type Organization = InferEntity<typeof Organization>;
+
+export const Space = defineEntity({
+  name: 'Space',
+  tableName: 'spaces',
+  properties: {
+    id: id(),
+    organization: p.manyToOne(Organization),
+    /** Unique across the installation: space paths carry no organization. */
+    slug: p.string().length(LIMITS.slug).unique(),
+    name: p.string().length(LIMITS.name),
+    /** Catalog capacity; null = unlimited. Archived products count. */
+    product_limit: p.integer().nullable(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+});
+export type Space = InferEntity<typeof Space>;
+
+export const User = defineEntity({
+  name: 'User',
+  tableName: 'users',
+  properties: {
+    id: id(),
+    /** Stored lowercased (the admin service lowercases). */
+    email: p.string().length(LIMITS.email).unique(),
+    name: p.string().length(LIMITS.short_text).nullable(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+});
+export type User = InferEntity<typeof User>;
+
+export const ApiKey = defineEntity({
+  name: 'ApiKey',
+  tableName: 'api_keys',
+  properties: {
+    id: id(),
+    user: p.manyToOne(User),
+    name: p.string().length(LIMITS.short_text).nullable(),
+    /** sha256 hex of the raw key; the raw key is never stored. */
+    key_hash: p.string().length(64).unique(),
+    /** First 8 characters of the raw key, for display. */
+    key_prefix: p.string().length(16),
+    created_at: createdAt(),
+    last_used_at: p.datetime().nullable(),
+    revoked_at: p.datetime().nullable(),
+  },
+});
+export type ApiKey = InferEntity<typeof ApiKey>;
+
+export const OrganizationMembership = defineEntity({
+  name: 'OrganizationMembership',
+  tableName: 'organization_memberships',
+  properties: {
+    id: id(),
+    organization: p.manyToOne(Organization).deleteRule('cascade'),
+    user: p.manyToOne(User).deleteRule('cascade'),
+    role: p.enum([...ORGANIZATION_ROLES]),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [{ properties: ['organization', 'user'] }],
+  indexes: [{ properties: ['user'] }],
+});
+export type OrganizationMembership = InferEntity<typeof OrganizationMembership>;
+
+export const SpaceMembership = defineEntity({
+  name: 'SpaceMembership',
+  tableName: 'space_memberships',
+  properties: {
+    id: id(),
+    space: p.manyToOne(Space).deleteRule('cascade'),
+    user: p.manyToOne(User).deleteRule('cascade'),
+    role: p.enum([...SPACE_ROLES]),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [{ properties: ['space', 'user'] }],
+  indexes: [{ properties: ['user'] }],
+});
+export type SpaceMembership = InferEntity<typeof SpaceMembership>;
+
+// ─── catalog ─────────────────────────────────────────────────────────────────────────────
+
+/** The fields `q` searches, in the order they are concatenated into `search_text`. */
+export const PRODUCT_SEARCH_FIELDS = [
+  'name',
+  'slug',
+  'description',
+  'provider',
+  'model_architecture',
+  'framework',
+  'vendor_name',
+  'vendor_product_name',
+  'vendor_model_id',
+] as const;
+
+/**
+ * The lowercase haystack behind `q`. The Product entity keeps it current through its
+ * beforeCreate/beforeUpdate hooks on every flush; code that changes a searched field with
+ * `nativeUpdate` or a query builder must set `search_text: productSearchText(merged)` itself.
+ * Fields are joined with "\n" so a term never matches across two fields.
+ */
+export function productSearchText(
+  product: Partial<Record<(typeof PRODUCT_SEARCH_FIELDS)[number], string | null | undefined>>,
+): string {
+  return PRODUCT_SEARCH_FIELDS.map((f) => product[f])
+    .filter((v): v is string => typeof v === 'string' && v !== '')
+    .join('\n')
+    .toLowerCase();
+}
+
+export const Product = defineEntity({
+  name: 'Product',
+  tableName: 'products',
+  properties: {
+    id: id(),
+    space: p.manyToOne(Space),
+    slug: p.string().length(LIMITS.slug),
+    name: p.string().length(LIMITS.name),
+    description: p.string().length(LIMITS.description).nullable(),
+    long_description: p.text().nullable(),
+    product_type: shortText(),
+    provider: shortText().nullable(),
+    environment: shortText(),
+    risk_classification: shortText().nullable(),
+    lifecycle_stage: shortText().nullable(),
+    model_family: shortText().nullable(),
+    model_task_type: shortText().nullable(),
+    model_architecture: shortText().nullable(),
+    framework: shortText().nullable(),
+    intended_use: p.text().nullable(),
+    limitations: p.text().nullable(),
+    deployment_status: shortText(),
+    serving_url: p.string().length(LIMITS.url).nullable(),
+    input_schema: p.json<JsonObject>().nullable(),
+    output_schema: p.json<JsonObject>().nullable(),
+    ai_system_type: shortText().nullable(),
+    vendor_name: shortText().nullable(),
+    vendor_product_name: shortText().nullable(),
+    vendor_model_id: shortText().nullable(),
+    deployment_environment: shortText().nullable(),
+    business_use_case: p.text().nullable(),
+    is_gpai: p.boolean().nullable(),
+    is_archived: p
+      .boolean()
+      .default(false)
+      .onCreate(() => false),
+    created_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    /** See productSearchText. On PostgreSQL a pg_trgm GIN index serves `LIKE '%term%'`. */
+    search_text: p.text().onCreate((e: Record<string, string | null | undefined>) => productSearchText(e)),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [{ properties: ['space', 'slug'] }],
+  indexes: [
+    { properties: ['space', 'is_archived', 'updated_at', 'id'] },
+    { properties: ['updated_at', 'id'] },
+    { properties: ['model_family'] },
+    { properties: ['deployment_status'] },
+    { properties: ['model_task_type'] },
+    { properties: ['risk_classification'] },
+    { properties: ['product_type'] },
+    { properties: ['created_by'] },
+  ],
+  hooks: {
+    beforeCreate: [({ entity }) => void (entity.search_text = productSearchText(entity))],
+    beforeUpdate: [({ entity }) => void (entity.search_text = productSearchText(entity))],
+  },
+});
+export type Product = InferEntity<typeof Product>;
+
+export const ProductGrant = defineEntity({
+  name: 'ProductGrant',
+  tableName: 'product_grants',
+  properties: {
+    id: id(),
+    product: p.manyToOne(Product).deleteRule('cascade'),
+    user: p.manyToOne(User).deleteRule('cascade'),
+    access: p.enum([...PRODUCT_GRANT_ACCESS]),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [{ properties: ['product', 'user'] }],
+  indexes: [{ properties: ['user'] }],
+});
+export type ProductGrant = InferEntity<typeof ProductGrant>;
+
+export const ProductVersion = defineEntity({
+  name: 'ProductVersion',
+  tableName: 'product_versions',
+  properties: {
+    id: id(),
+    product: p.manyToOne(Product).deleteRule('cascade'),
+    version_number: p.integer(),
+    version_type: p.enum([...VERSION_TYPES]),
+    /** 'YYYY-MM-DD'. */
+    release_date: p.date().nullable(),
+    notes: p.text().nullable(),
+    is_current: p.boolean(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [
+    { properties: ['product', 'version_number'] },
+    {
+      name: 'product_versions_one_current',
+      expression:
+        'create unique index product_versions_one_current on product_versions (product_id) where is_current = true',
+    },
+  ],
+});
+export type ProductVersion = InferEntity<typeof ProductVersion>;
+
+// ─── artifacts and uploads ───────────────────────────────────────────────────────────────
+
+export const ModelArtifact = defineEntity({
+  name: 'ModelArtifact',
+  tableName: 'model_artifacts',
+  properties: {
+    id: id(),
+    product: p.manyToOne(Product).deleteRule('cascade'),
+    product_version: p.manyToOne(ProductVersion).nullable().deleteRule('set null'),
+    training_run_id: p.uuid().nullable(),
+    artifact_kind: shortText(),
+    version_label: shortText().nullable(),
+    file_name: p.string().length(LIMITS.file_name),
+    content_type: p.string().length(LIMITS.content_type),
+    size_bytes: p.bigint('number'),
+    sha256: p.string().length(64),
+    storage_backend: p.string().length(16),
+    storage_key: p.string().length(LIMITS.storage_key),
+    storage_uri: p.string().length(LIMITS.url),
+    external_uri: p.string().length(LIMITS.url).nullable(),
+    status: p.enum([...ARTIFACT_STATUSES]),
+    is_current: p.boolean(),
+    metadata: p.json<JsonObject>().nullable(),
+    uploaded_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    uploaded_at: p.datetime(),
+    deleted_at: p.datetime().nullable(),
+    /** Set once the bytes are gone from storage (the record stays for audit). */
+    bytes_removed_at: p.datetime().nullable(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  indexes: [{ properties: ['product', 'status', 'created_at'] }],
+  uniques: [
+    {
+      name: 'model_artifacts_one_current',
+      expression:
+        "create unique index model_artifacts_one_current on model_artifacts (product_id) where is_current = true and status = 'available'",
+    },
+  ],
+});
+export type ModelArtifact = InferEntity<typeof ModelArtifact>;
+
+export const UploadSession = defineEntity({
+  name: 'UploadSession',
+  tableName: 'upload_sessions',
+  properties: {
+    id: id(),
+    product: p.manyToOne(Product).deleteRule('cascade'),
+    /** The id the artifact created by completion gets (known from the start: staging keys use it). */
+    artifact_id: p.uuid().unique(),
+    file_name: p.string().length(LIMITS.file_name),
+    content_type: p.string().length(LIMITS.content_type),
+    total_size_bytes: p.bigint('number'),
+    chunk_size_bytes: p.integer(),
+    chunk_count: p.integer(),
+    expected_sha256: p.string().length(64).nullable(),
+    artifact_kind: shortText(),
+    version_label: shortText().nullable(),
+    product_version_id: p.uuid().nullable(),
+    training_run_id: p.uuid().nullable(),
+    is_current: p.boolean(),
+    external_uri: p.string().length(LIMITS.url).nullable(),
+    metadata: p.json<JsonObject>().nullable(),
+    status: p.enum([...UPLOAD_STATUSES]),
+    received_bytes: p
+      .bigint('number')
+      .default(0)
+      .onCreate(() => 0),
+    storage_backend: p.string().length(16),
+    staging_key: p.string().length(LIMITS.storage_key),
+    /** S3 multipart UploadId. */
+    storage_upload_id: p.string().length(1024).nullable(),
+    /** Serialized resumable SHA-256 state of chunks [0, hashed_chunks). */
+    hash_state: p.text().nullable(),
+    hashed_chunks: p
+      .integer()
+      .default(0)
+      .onCreate(() => 0),
+    /** A chunk inside the hashed prefix was replaced: completion hashes everything again. */
+    hash_broken: p
+      .boolean()
+      .default(false)
+      .onCreate(() => false),
+    created_by: p.manyToOne(User),
+    expires_at: p.datetime(),
+    completed_at: p.datetime().nullable(),
+    /** Staged bytes removed (by completion, failure, abort or the sweeper). */
+    cleaned_at: p.datetime().nullable(),
+    failure_reason: p.string().length(LIMITS.failure_reason).nullable(),
+    /**
+     * Optimistic-lock version: a flush of a changed session adds `where row_version = n` and
+     * bumps it (a lost race throws OptimisticLockError). A `nativeUpdate` must do both itself:
+     * `nativeUpdate({ id, row_version: n }, { …, row_version: n + 1 })` and check the count.
+     */
+    row_version: p.integer().version(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  indexes: [{ properties: ['status', 'expires_at'] }, { properties: ['product'] }],
+});
+export type UploadSession = InferEntity<typeof UploadSession>;
+
+export const UploadChunk = defineEntity({
+  name: 'UploadChunk',
+  tableName: 'upload_chunks',
+  properties: {
+    id: id(),
+    session: p.manyToOne(UploadSession).deleteRule('cascade'),
+    chunk_index: p.integer(),
+    size_bytes: p.integer(),
+    sha256: p.string().length(64),
+    /** S3 part ETag. */
+    etag: p.string().length(256).nullable(),
+    received_at: p.datetime(),
+  },
+  uniques: [{ properties: ['session', 'chunk_index'] }],
+});
+export type UploadChunk = InferEntity<typeof UploadChunk>;
+
+export const ALL_ENTITIES = [
+  Organization,
+  Space,
+  User,
+  ApiKey,
+  OrganizationMembership,
+  SpaceMembership,
+  Product,
+  ProductGrant,
+  ProductVersion,
+  ModelArtifact,
+  UploadSession,
+  UploadChunk,
+];

@@ -1,0 +1,53 @@
+/**
+ * Field limits and the fixed value sets the database stores. The ONE place the spec author,
+ * the validators and the column definitions take them from. Lengths are in characters.
+ */
+export const LIMITS = {
+  slug: 100,
+  name: 200,
+  description: 2000,
+  long_description: 20_000,
+  /** provider, environment, lifecycle_stage, model_family, model_task_type, model_architecture,
+   * framework, risk_classification, deployment_status, product_type, ai_system_type,
+   * vendor_name, vendor_product_name, vendor_model_id, deployment_environment,
+   * version_label, artifact_kind, api key name, user name. */
+  short_text: 200,
+  /** intended_use, limitations, business_use_case. */
+  medium_text: 5000,
+  /** serving_url, external_uri, storage_uri. */
+  url: 2048,
+  file_name: 1024,
+  content_type: 255,
+  email: 254,
+  /** Product version notes. */
+  notes: 10_000,
+  /** Serialized size of a JSON value (input_schema, output_schema, artifact metadata). */
+  json_bytes: 65_536,
+  /** Object keys in storage. */
+  storage_key: 1024,
+  failure_reason: 2000,
+} as const;
+
+/** Lowercase words joined by single hyphens: "churn-model-v2". */
+export const SLUG_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+/** The same pattern as a string, for the OpenAPI document. */
+export const SLUG_PATTERN_SOURCE = '^[a-z0-9]+(?:-[a-z0-9]+)*$';
+
+export const ORGANIZATION_ROLES = ['owner', 'admin', 'member'] as const;
+export type OrganizationRole = (typeof ORGANIZATION_ROLES)[number];
+
+export const SPACE_ROLES = ['admin', 'editor', 'viewer'] as const;
+export type SpaceRole = (typeof SPACE_ROLES)[number];
+
+export const PRODUCT_GRANT_ACCESS = ['view', 'edit'] as const;
+export type ProductGrantAccess = (typeof PRODUCT_GRANT_ACCESS)[number];
+
+export const VERSION_TYPES = ['major', 'minor', 'patch'] as const;
+export type VersionType = (typeof VERSION_TYPES)[number];
+
+/** 'aborted' is internal: an aborted session answers 404 and only waits for the sweeper. */
+export const UPLOAD_STATUSES = ['initialized', 'uploading', 'completed', 'failed', 'expired', 'aborted'] as const;
+export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
+
+export const ARTIFACT_STATUSES = ['available', 'deleted', 'failed'] as const;
+export type ArtifactStatus = (typeof ARTIFACT_STATUSES)[number];

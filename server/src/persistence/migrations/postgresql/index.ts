@@ -1,0 +1,9 @@
+/**
+ * The postgresql migrations, in order. Register each generated file here by hand (see orm.ts):
+ * a static list loads the same under tsx, vitest and any bundler. Names are what the
+ * mikro_orm_migrations table records: never rename one that has shipped.
+ */
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261127093203 } from './Migration20261127093203.ts';
+
+export const postgresqlMigrations: MigrationObject[] = [{ name: 'Migration20261127093203', class: Migration20261127093203 }];

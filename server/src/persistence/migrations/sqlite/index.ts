@@ -1,0 +1,9 @@
+/**
+ * The sqlite migrations, in order. Register each generated file here by hand (see orm.ts):
+ * a static list loads the same under tsx, vitest and any bundler. Names are what the
+ * mikro_orm_migrations table records: never rename one that has shipped.
+ */
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261127093157 } from './Migration20261127093157.ts';
+
+export const sqliteMigrations: MigrationObject[] = [{ name: 'Migration20261127093157', class: Migration20261127093157 }];
