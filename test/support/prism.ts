@@ -133,25 +133,45 @@ export async function startPrismProxy(upstreamUrl: string, options: ProxyOptions
 }
 
 /**
- * Violations Prism reported for a proxied response: the `validation` list of its `--errors` 500
- * (the upstream's response broke the spec) and the `sl-violations` header (warnings, and request
- * violations when request validation is on). Empty when the response is within the spec.
+ * Violations Prism reported for a proxied response: the `sl-violations` header (response errors and
+ * warnings — an undocumented status is only a warning and does not turn into a 500 — and request
+ * violations when request validation is on) and the `validation` list of the `--errors` 500 that
+ * replaces a response outside the spec. Empty when the response is within the spec.
  */
 export function proxyViolations(status: number, headers: Headers, body: unknown): string[] {
-  const found: string[] = [];
+  const found = new Set<string>();
+  const add = (v: { location?: unknown[]; message?: string; severity?: string }): void => {
+    found.add(`${v.severity ?? 'Error'} at ${(v.location ?? []).join('.') || '(response)'}: ${v.message ?? JSON.stringify(v)}`);
+  };
   const header = headers.get('sl-violations');
-  if (header) found.push(`sl-violations: ${header}`);
+  if (header) {
+    try {
+      const list: unknown = JSON.parse(header);
+      if (Array.isArray(list)) list.forEach(add);
+      else found.add(`sl-violations: ${header}`);
+    } catch {
+      found.add(`sl-violations: ${header}`); // "Too many violations! …" (truncated)
+    }
+  }
   if (status === 500 && typeof body === 'object' && body !== null) {
     const problem = body as { type?: unknown; validation?: unknown };
     if (typeof problem.type === 'string' && problem.type.endsWith('#VIOLATIONS')) {
       const list = Array.isArray(problem.validation) ? problem.validation : [];
-      for (const v of list as { location?: unknown[]; message?: string; severity?: string }[]) {
-        found.push(`${v.severity ?? 'Error'} at ${(v.location ?? []).join('.')}: ${v.message ?? JSON.stringify(v)}`);
-      }
-      if (list.length === 0) found.push(`Prism violation: ${JSON.stringify(body)}`);
+      list.forEach(add);
+      if (list.length === 0) found.add(`Prism violation: ${JSON.stringify(body)}`);
     }
   }
-  return found;
+  return [...found];
+}
+
+/**
+ * Whether an answer came from Prism itself rather than the upstream: Prism's own errors (its 401
+ * for a missing key, 422 for an invalid request, 404 for an unknown path, the `--errors` 500) are
+ * problem documents whose `type` is under `https://stoplight.io/prism/errors#`.
+ */
+export function answeredByPrism(body: unknown): boolean {
+  const type = typeof body === 'object' && body !== null ? (body as { type?: unknown }).type : undefined;
+  return typeof type === 'string' && type.startsWith('https://stoplight.io/prism/errors#');
 }
 
 async function launch(args: (file: string, port: number) => string[]): Promise<PrismHandle> {
