@@ -1,0 +1,208 @@
+import createClient, { type Middleware } from 'openapi-fetch';
+import { dataOf, networkError, sameOrigin, throwForStatus, type ClientContext, type ModelRepositoryApi } from './context.js';
+import { downloadArtifact, type DownloadArtifactOptions } from './download.js';
+import type { paths } from './generated/api.js';
+import { ModelPages, type ModelListFilters, type ModelListOptions, type ModelScope } from './pagination.js';
+import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
+import type { UploadSource } from './source.js';
+import type {
+  ArtifactUploadSession,
+  ModelArtifact,
+  ModelCreate,
+  ModelSummary,
+  ModelUpdate,
+  ModelVersion,
+  ModelVersionCreate,
+} from './types.js';
+import { uploadArtifact, type UploadArtifactOptions } from './upload.js';
+import { sdkVersion } from './version.js';
+
+/** The path every operation of the spec lives under. */
+export const API_PREFIX = '/api/v1.0';
+
+export interface ModelRepositoryClientOptions {
+  /**
+   * The server's URL, e.g. `https://models.example.com`; `/api/v1.0` is appended unless the URL
+   * already ends with it. Relative URLs work in browsers (resolved against the page).
+   */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`, and only to `baseUrl`'s origin. */
+  apiKey?: string;
+  /** A fetch implementation (default: the global `fetch`), e.g. for tests or proxies. */
+  fetch?: (input: Request) => Promise<Response>;
+  /** Extra headers for every API request (not sent to storage redirect targets on other origins). */
+  headers?: Record<string, string>;
+  /** `User-Agent` (default in Node: `model-repository-sdk/<version> node/<version>`; browsers set their own). */
+  userAgent?: string;
+  /** Retry policy of the helpers (uploads, downloads, list pages and other idempotent calls). */
+  retry?: RetryOptions;
+}
+
+export interface ModelRepositoryClient {
+  /**
+   * The openapi-fetch client over the generated `paths`: typed access to every operation.
+   * A status ≥ 400 rejects with `ModelRepositoryError`, a failed connection with
+   * `ModelRepositoryNetworkError` (these raw calls are not retried).
+   */
+  readonly api: ModelRepositoryApi;
+  /** The resolved API root (ends with `/api/v1.0`). */
+  readonly baseUrl: string;
+
+  /** Pages of a model list, fetched as you iterate; `for await (const page of client.listModels({ space: 'ml' }))`. */
+  listModels(scope: ModelScope, filters?: ModelListFilters, options?: ModelListOptions): ModelPages;
+  getModel(productId: string, options?: RequestOptions): Promise<ModelSummary>;
+  createModel(space: string, model: ModelCreate, options?: RequestOptions): Promise<ModelSummary>;
+  updateModel(productId: string, changes: ModelUpdate, options?: RequestOptions): Promise<ModelSummary>;
+  listVersions(productId: string, options?: RequestOptions): Promise<ModelVersion[]>;
+  createVersion(productId: string, version: ModelVersionCreate, options?: RequestOptions): Promise<ModelVersion>;
+  listArtifacts(productId: string, options?: RequestOptions): Promise<ModelArtifact[]>;
+  getArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<ModelArtifact>;
+  deleteArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<void>;
+
+  /** Chunked, resumable, verified upload of a file path (Node), `Blob`/`File` or bytes; returns the artifact. */
+  uploadArtifact(productId: string, source: UploadSource, options?: UploadArtifactOptions): Promise<ModelArtifact>;
+  /** State of an upload session (`received_chunks` tells what a resume will skip). */
+  getUpload(productId: string, uploadId: string, options?: RequestOptions): Promise<ArtifactUploadSession>;
+  /** Discards an unfinished upload session and its staged bytes. */
+  abortUpload(productId: string, uploadId: string, options?: RequestOptions): Promise<void>;
+  /** Verified download to a file path (Node) or a `WritableStream`; returns the artifact record. */
+  downloadArtifact(productId: string, artifactId: string, options: DownloadArtifactOptions): Promise<ModelArtifact>;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+/** Resolves a user-given server URL to the absolute API root. */
+export function resolveBaseUrl(baseUrl: string): string {
+  const location = (globalThis as { location?: { href?: string } }).location?.href;
+  const url = new URL(baseUrl, location);
+  url.search = '';
+  url.hash = '';
+  let path = url.pathname.replace(/\/+$/, '');
+  if (!path.endsWith(API_PREFIX)) path += API_PREFIX;
+  url.pathname = path;
+  return url.href;
+}
+
+function defaultUserAgent(): string | undefined {
+  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') return undefined;
+  return `model-repository-sdk/${sdkVersion} node/${process.versions.node}`;
+}
+
+/**
+ * Creates a client. Requests go through openapi-fetch with two middlewares: authentication (the
+ * API key, only for the API's origin) and errors (status ≥ 400 → `ModelRepositoryError`).
+ */
+export function createModelRepositoryClient(options: ModelRepositoryClientOptions): ModelRepositoryClient {
+  const baseUrl = resolveBaseUrl(options.baseUrl);
+  const fetchImpl = (request: Request): Promise<Response> => (options.fetch ?? globalThis.fetch)(request);
+  const userAgent = options.userAgent ?? defaultUserAgent();
+  const retry = resolveRetryOptions(options.retry);
+
+  const addCredentials = (request: Request): void => {
+    if (!sameOrigin(request.url, baseUrl)) return;
+    if (options.apiKey) request.headers.set('Authorization', `Bearer ${options.apiKey}`);
+  };
+
+  const auth: Middleware = {
+    onRequest({ request }) {
+      addCredentials(request);
+      if (userAgent) request.headers.set('User-Agent', userAgent);
+      return request;
+    },
+  };
+  const errors: Middleware = {
+    async onResponse({ response }) {
+      return throwForStatus(response);
+    },
+    onError({ error, request }) {
+      const mapped = networkError(error, `${request.method} ${new URL(request.url).pathname}`);
+      return mapped instanceof Error ? mapped : undefined;
+    },
+  };
+
+  const api: ModelRepositoryApi = createClient<paths>({ baseUrl, fetch: fetchImpl, headers: options.headers });
+  api.use(auth, errors);
+
+  const ctx: ClientContext = {
+    api,
+    baseUrl,
+    retry,
+    async rawFetch(url, init) {
+      const request = new Request(url, init);
+      if (sameOrigin(url, baseUrl)) {
+        for (const [name, value] of Object.entries(options.headers ?? {})) {
+          if (!request.headers.has(name)) request.headers.set(name, value);
+        }
+        addCredentials(request);
+      }
+      if (userAgent) request.headers.set('User-Agent', userAgent);
+      let response: Response;
+      try {
+        response = await fetchImpl(request);
+      } catch (error) {
+        throw networkError(error, `${request.method} ${url.origin}${url.pathname}`);
+      }
+      return throwForStatus(response);
+    },
+  };
+
+  const retried = <T>(call: () => Promise<{ data?: T; response: Response }>, signal?: AbortSignal) =>
+    withRetry(call, retry, signal).then(dataOf);
+
+  return {
+    api,
+    baseUrl,
+    listModels: (scope, filters, listOptions) => new ModelPages(ctx, scope, filters, listOptions),
+    getModel: (productId, { signal } = {}) =>
+      retried(() => api.GET('/catalog/products/{product_id}/model-repository', { params: { path: { product_id: productId } }, signal }), signal),
+    createModel: async (space, model, { signal } = {}) =>
+      dataOf(await api.POST('/catalog/spaces/{slug}/model-repository/models', { params: { path: { slug: space } }, body: model, signal })),
+    updateModel: async (productId, changes, { signal } = {}) =>
+      dataOf(await api.PATCH('/catalog/products/{product_id}/model-repository', { params: { path: { product_id: productId } }, body: changes, signal })),
+    listVersions: (productId, { signal } = {}) =>
+      retried(() => api.GET('/catalog/products/{product_id}/versions', { params: { path: { product_id: productId } }, signal }), signal),
+    createVersion: async (productId, version, { signal } = {}) =>
+      dataOf(await api.POST('/catalog/products/{product_id}/versions', { params: { path: { product_id: productId } }, body: version, signal })),
+    listArtifacts: (productId, { signal } = {}) =>
+      retried(() => api.GET('/catalog/products/{product_id}/model-artifacts', { params: { path: { product_id: productId } }, signal }), signal),
+    getArtifact: (productId, artifactId, { signal } = {}) =>
+      retried(
+        () =>
+          api.GET('/catalog/products/{product_id}/model-artifacts/{artifact_id}', {
+            params: { path: { product_id: productId, artifact_id: artifactId } },
+            signal,
+          }),
+        signal,
+      ),
+    deleteArtifact: async (productId, artifactId, { signal } = {}) => {
+      await api.DELETE('/catalog/products/{product_id}/model-artifacts/{artifact_id}', {
+        params: { path: { product_id: productId, artifact_id: artifactId } },
+        signal,
+      });
+    },
+    uploadArtifact: (productId, source, uploadOptions) => uploadArtifact(ctx, productId, source, uploadOptions),
+    getUpload: (productId, uploadId, { signal } = {}) =>
+      retried(
+        () =>
+          api.GET('/catalog/products/{product_id}/model-artifacts/uploads/{upload_id}', {
+            params: { path: { product_id: productId, upload_id: uploadId } },
+            signal,
+          }),
+        signal,
+      ),
+    abortUpload: async (productId, uploadId, { signal } = {}) => {
+      await withRetry(
+        () =>
+          api.DELETE('/catalog/products/{product_id}/model-artifacts/uploads/{upload_id}', {
+            params: { path: { product_id: productId, upload_id: uploadId } },
+            signal,
+          }),
+        retry,
+        signal,
+      );
+    },
+    downloadArtifact: (productId, artifactId, downloadOptions) => downloadArtifact(ctx, productId, artifactId, downloadOptions),
+  };
+}

@@ -1,0 +1,25 @@
+export {
+  API_PREFIX,
+  createModelRepositoryClient,
+  resolveBaseUrl,
+  type ModelRepositoryClient,
+  type ModelRepositoryClientOptions,
+  type RequestOptions,
+} from './client.js';
+export type { ModelRepositoryApi } from './context.js';
+export {
+  isAbortError,
+  ModelRepositoryError,
+  ModelRepositoryIntegrityError,
+  ModelRepositoryNetworkError,
+  parseRetryAfter,
+  type ModelRepositoryErrorInit,
+} from './errors.js';
+export { ModelPages, type ModelListFilters, type ModelListOptions, type ModelPage, type ModelScope } from './pagination.js';
+export { chunkRanges, type ChunkRange, type UploadArtifactOptions, type UploadProgress } from './upload.js';
+export type { DownloadArtifactOptions, DownloadProgress } from './download.js';
+export type { UploadSource } from './source.js';
+export { defaultRetryOptions, isRetryable, retryDelay, type RetryInfo, type RetryOptions } from './retry.js';
+export { sdkVersion } from './version.js';
+export type * from './types.js';
+export type { components, operations, paths } from './generated/api.js';

@@ -1,0 +1,20 @@
+// Names for the generated schema types the SDK's own signatures use. All shapes come from the spec.
+import type { components, operations } from './generated/api.js';
+
+type Schemas = components['schemas'];
+
+export type ModelSummary = Schemas['ModelSummary'];
+export type ModelCreate = Schemas['ModelCreate'];
+export type ModelUpdate = Schemas['ModelUpdate'];
+export type ModelVersion = Schemas['ModelVersion'];
+export type ModelVersionCreate = Schemas['ModelVersionCreate'];
+export type ModelArtifact = Schemas['ModelArtifact'];
+export type ArtifactUploadCreate = Schemas['ArtifactUploadCreate'];
+export type ArtifactUploadSession = Schemas['ArtifactUploadSession'];
+export type ArtifactUploadComplete = Schemas['ArtifactUploadComplete'];
+export type ArtifactKind = Schemas['ArtifactKind'];
+export type Problem = Schemas['Problem'];
+export type FieldError = Schemas['FieldError'];
+
+/** Query filters shared by the space and organization model lists. */
+export type ModelListQuery = NonNullable<operations['listSpaceModels']['parameters']['query']>;

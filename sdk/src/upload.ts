@@ -1,0 +1,289 @@
+import { dataOf, type ClientContext } from './context.js';
+import { ModelRepositoryError, ModelRepositoryIntegrityError } from './errors.js';
+import { contentDigest, createSha256, toHex } from './hash.js';
+import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
+import { guessContentType, openSource, type ChunkReader, type UploadSource } from './source.js';
+import type { ArtifactUploadCreate, ArtifactUploadSession, ModelArtifact } from './types.js';
+
+export interface UploadProgress {
+  /** Bytes the server has confirmed (chunks received earlier count when resuming). */
+  uploadedBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * Options of `uploadArtifact`: the initiation fields of the spec's `ArtifactUploadCreate`
+ * (`total_size_bytes` is the source's size; `file_name` and `content_type` default to what the
+ * source carries, else `application/octet-stream`) plus how to transfer.
+ */
+export type UploadArtifactOptions = Partial<Omit<ArtifactUploadCreate, 'total_size_bytes'>> & {
+  /** Chunks in flight at once (default 4); also the most chunks held in memory. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: UploadProgress) => void;
+  /**
+   * Continue an interrupted upload: the session is read back and only the chunks it lacks are
+   * sent. The whole source is still read, to compute the file's SHA-256.
+   */
+  resume?: string;
+  /** Called once the session is known (created or resumed); keep `session.id` to resume later. */
+  onSession?: (session: ArtifactUploadSession) => void;
+  /** Send each chunk's `Content-Digest` so the server rejects corrupted chunks (default true). */
+  chunkDigests?: boolean;
+  retry?: RetryOptions;
+};
+
+export interface ChunkRange {
+  index: number;
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
+/** How a file of `totalBytes` is cut: `ceil(total / chunkSize)` chunks, all full but the last. */
+export function chunkRanges(totalBytes: number, chunkSize: number): ChunkRange[] {
+  if (!Number.isSafeInteger(totalBytes) || totalBytes < 0) throw new RangeError(`invalid size ${totalBytes}`);
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new RangeError(`invalid chunk size ${chunkSize}`);
+  const ranges: ChunkRange[] = [];
+  for (let index = 0, start = 0; start < totalBytes; index++, start += chunkSize) {
+    ranges.push({ index, start, end: Math.min(start + chunkSize, totalBytes) });
+  }
+  return ranges;
+}
+
+const resumableStatuses = new Set<ArtifactUploadSession['status']>(['initialized', 'uploading', 'completed']);
+
+/**
+ * Uploads `source` as a new artifact of product `productId` through a chunked upload session and
+ * returns the stored artifact. See `UploadArtifactOptions`.
+ */
+export async function uploadArtifact(
+  ctx: ClientContext,
+  productId: string,
+  source: UploadSource,
+  options: UploadArtifactOptions = {},
+): Promise<ModelArtifact> {
+  const {
+    concurrency = 4,
+    signal,
+    onProgress,
+    resume,
+    onSession,
+    chunkDigests = true,
+    retry: retryOverrides,
+    ...fields
+  } = options;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('uploadArtifact: concurrency must be a positive integer');
+  const retry = resolveRetryOptions(ctx.retry, retryOverrides);
+  signal?.throwIfAborted();
+
+  const reader = await openSource(source);
+  try {
+    const session = resume
+      ? await resumeSession(ctx, productId, resume, reader.size, retry, signal)
+      : await initiateSession(ctx, productId, reader, fields, retry, signal);
+    onSession?.(session);
+
+    const ranges = chunkRanges(reader.size, session.chunk_size_bytes);
+    if (ranges.length !== session.chunk_count) {
+      throw new ModelRepositoryError({
+        status: 0,
+        code: 'chunk_count_mismatch',
+        detail: `The server expects ${session.chunk_count} chunks, but ${reader.size} bytes in chunks of ${session.chunk_size_bytes} make ${ranges.length}`,
+      });
+    }
+    const received = new Set(session.status === 'completed' ? ranges.map((r) => r.index) : session.received_chunks);
+
+    const sha256 = await sendChunks(ctx, productId, session.id, reader, ranges, received, {
+      concurrency,
+      chunkDigests,
+      retry,
+      signal,
+      onProgress,
+    });
+
+    const completion = { sha256, ...(fields.is_current === undefined ? {} : { is_current: fields.is_current }) };
+    const artifact = dataOf(
+      await withRetry(
+        () =>
+          ctx.api.POST('/catalog/products/{product_id}/model-artifacts/uploads/{upload_id}/complete', {
+            params: { path: { product_id: productId, upload_id: session.id } },
+            body: completion,
+            signal,
+          }),
+        retry,
+        signal,
+      ),
+    );
+    if (artifact.sha256 !== sha256 || artifact.size_bytes !== reader.size) {
+      throw new ModelRepositoryIntegrityError(
+        'upload_checksum_mismatch',
+        `The server stored ${artifact.size_bytes} bytes with SHA-256 ${artifact.sha256}, but ${reader.size} bytes with SHA-256 ${sha256} were sent`,
+        sha256,
+        artifact.sha256,
+      );
+    }
+    return artifact;
+  } finally {
+    await reader.close();
+  }
+}
+
+async function initiateSession(
+  ctx: ClientContext,
+  productId: string,
+  reader: ChunkReader,
+  fields: Partial<Omit<ArtifactUploadCreate, 'total_size_bytes'>>,
+  retry: ReturnType<typeof resolveRetryOptions>,
+  signal: AbortSignal | undefined,
+): Promise<ArtifactUploadSession> {
+  const fileName = fields.file_name ?? reader.fileName;
+  if (!fileName) {
+    throw new TypeError('uploadArtifact: give options.file_name when the source is a Blob or bytes without a name');
+  }
+  // Fields left out take the server's defaults (artifact_kind, is_current). The cast is needed while
+  // the generated types mark request fields that have a default as required (openapi-typescript defaultNonNullable).
+  const body = {
+    ...fields,
+    file_name: fileName,
+    content_type: fields.content_type ?? reader.contentType ?? guessContentType(fileName),
+    total_size_bytes: reader.size,
+  } as ArtifactUploadCreate;
+  return dataOf(
+    await withRetry(
+      () =>
+        ctx.api.POST('/catalog/products/{product_id}/model-artifacts/uploads', {
+          params: { path: { product_id: productId } },
+          body,
+          signal,
+        }),
+      retry,
+      signal,
+    ),
+  );
+}
+
+async function resumeSession(
+  ctx: ClientContext,
+  productId: string,
+  uploadId: string,
+  size: number,
+  retry: ReturnType<typeof resolveRetryOptions>,
+  signal: AbortSignal | undefined,
+): Promise<ArtifactUploadSession> {
+  const session = dataOf(
+    await withRetry(
+      () =>
+        ctx.api.GET('/catalog/products/{product_id}/model-artifacts/uploads/{upload_id}', {
+          params: { path: { product_id: productId, upload_id: uploadId } },
+          signal,
+        }),
+      retry,
+      signal,
+    ),
+  );
+  if (!resumableStatuses.has(session.status)) {
+    throw new ModelRepositoryError({
+      status: 0,
+      code: 'upload_not_resumable',
+      detail: `Upload session ${uploadId} is ${session.status}; start a new upload`,
+    });
+  }
+  if (session.total_size_bytes !== size) {
+    throw new ModelRepositoryIntegrityError(
+      'resume_mismatch',
+      `Upload session ${uploadId} is for ${session.total_size_bytes} bytes, but the source has ${size}`,
+      String(session.total_size_bytes),
+      String(size),
+    );
+  }
+  return session;
+}
+
+interface SendOptions {
+  concurrency: number;
+  chunkDigests: boolean;
+  retry: ReturnType<typeof resolveRetryOptions>;
+  signal: AbortSignal | undefined;
+  onProgress: ((progress: UploadProgress) => void) | undefined;
+}
+
+/**
+ * Reads the source front to back (hashing every byte, in order), sending the chunks the session
+ * lacks with at most `concurrency` in flight; a chunk is read only when a slot is free, so no more
+ * than `concurrency` chunks are ever held. Returns the whole file's SHA-256 (hex).
+ */
+async function sendChunks(
+  ctx: ClientContext,
+  productId: string,
+  uploadId: string,
+  reader: ChunkReader,
+  ranges: ChunkRange[],
+  received: ReadonlySet<number>,
+  options: SendOptions,
+): Promise<string> {
+  const { concurrency, chunkDigests, retry, signal, onProgress } = options;
+  const fileHash = await createSha256();
+  let uploadedBytes = ranges.reduce((sum, r) => sum + (received.has(r.index) ? r.end - r.start : 0), 0);
+  onProgress?.({ uploadedBytes, totalBytes: reader.size });
+
+  // One failed chunk stops the others: they share this controller, which follows the caller's signal.
+  const stop = new AbortController();
+  const onCallerAbort = () => stop.abort(signal!.reason);
+  signal?.addEventListener('abort', onCallerAbort, { once: true });
+  let failure: { error: unknown } | null = null;
+  const inFlight = new Set<Promise<void>>();
+
+  const send = async (range: ChunkRange, bytes: Uint8Array): Promise<void> => {
+    const digest = chunkDigests ? await contentDigest(bytes) : undefined;
+    await withRetry(
+      () =>
+        ctx.api.PUT('/catalog/products/{product_id}/model-artifacts/uploads/{upload_id}/chunks/{chunk_index}', {
+          params: {
+            path: { product_id: productId, upload_id: uploadId, chunk_index: range.index },
+            header: digest === undefined ? {} : { 'Content-Digest': digest },
+          },
+          // The spec types binary bodies as string; openapi-fetch passes bytes through untouched.
+          body: bytes as unknown as string,
+          bodySerializer: (body: unknown) => body,
+          headers: { 'Content-Type': 'application/octet-stream' },
+          signal: stop.signal,
+        }),
+      retry,
+      stop.signal,
+    );
+    uploadedBytes += range.end - range.start;
+    onProgress?.({ uploadedBytes, totalBytes: reader.size });
+  };
+
+  try {
+    for (const range of ranges) {
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      if (failure || stop.signal.aborted) break;
+      const bytes = await reader.read(range.start, range.end);
+      fileHash.update(bytes);
+      if (received.has(range.index)) continue;
+      const task: Promise<void> = send(range, bytes).then(
+        () => {
+          inFlight.delete(task);
+        },
+        (error: unknown) => {
+          inFlight.delete(task);
+          failure ??= { error };
+          stop.abort(error);
+        },
+      );
+      inFlight.add(task);
+    }
+  } catch (error) {
+    // Reading the source failed: stop the chunks in flight before reporting it.
+    failure ??= { error };
+    stop.abort(error);
+  } finally {
+    await Promise.all(inFlight);
+    signal?.removeEventListener('abort', onCallerAbort);
+  }
+  if (signal?.aborted) throw signal.reason;
+  if (failure) throw (failure as { error: unknown }).error;
+  return toHex(fileHash.digest());
+}
