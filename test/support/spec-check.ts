@@ -31,9 +31,17 @@ const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'tr
 
 let cachedDoc: Json | undefined;
 
-/** The bundled document (parsed once; treat as read-only). */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** The bundled document, parsed once and deeply frozen (`structuredClone` it to change it). */
 export function apiSpec(): Json {
-  cachedDoc ??= JSON.parse(readFileSync(bundledPath, 'utf8'));
+  cachedDoc ??= deepFreeze(JSON.parse(readFileSync(bundledPath, 'utf8')));
   return cachedDoc;
 }
 
