@@ -467,7 +467,7 @@ describe("the seed's contract", () => {
       expect(summary.required, `${field} required`).toContain(field);
     }
     for (const [o, status] of [[SEED_OPERATIONS[2], '201'], [SEED_OPERATIONS[3], '200']] as const) {
-      const response = responses(op(...o)).find(([s]) => s === status)![1];
+      const response = responses(op(o[0], o[1])).find(([s]) => s === status)![1];
       expect(response.content['application/json'].schema.$ref, `${o[0]} ${o[1]}`).toBe('#/components/schemas/ModelSummary');
     }
   });
