@@ -548,7 +548,7 @@ describe("the seed's contract", () => {
   });
 
   it('download: the file (200) or a redirect (302); a missing file is a 404 problem', () => {
-    const statuses = documentedStatuses(byId(op(...SEED_OPERATIONS[8]).operationId).operationId);
+    const statuses = documentedStatuses(op(...SEED_OPERATIONS[8]).operationId);
     expect(statuses).toEqual(expect.arrayContaining([200, 302, 404]));
   });
 
