@@ -1,0 +1,56 @@
+/**
+ * API keys: random, shown once, stored as a SHA-256 hash, revocable, last use recorded.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { errors } from '../errors.ts';
+import { ApiKey, type User } from '../persistence/entities.ts';
+import type { Em } from '../persistence/orm.ts';
+
+/** Recognizable in logs, secret scanners and support tickets. */
+export const API_KEY_PREFIX = 'mr_';
+/** 32 random bytes → 43 base64url characters. */
+const API_KEY_RANDOM_BYTES = 32;
+/** How many leading characters are kept for display (`key_prefix`). */
+export const API_KEY_DISPLAY_LENGTH = 8;
+/** last_used_at is written at most this often per key (it is a hint, not an audit log). */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
+export interface GeneratedApiKey {
+  /** The raw key: give it to the user once, never store it. */
+  key: string;
+  /** sha256 hex of `key`, what `api_keys.key_hash` holds. */
+  hash: string;
+  /** The first characters, what `api_keys.key_prefix` holds. */
+  prefix: string;
+}
+
+export function hashApiKey(rawKey: string): string {
+  return createHash('sha256').update(rawKey, 'utf8').digest('hex');
+}
+
+export function generateApiKey(): GeneratedApiKey {
+  const key = API_KEY_PREFIX + randomBytes(API_KEY_RANDOM_BYTES).toString('base64url');
+  return { key, hash: hashApiKey(key), prefix: key.slice(0, API_KEY_DISPLAY_LENGTH) };
+}
+
+/**
+ * The user a raw API key (the Bearer token) belongs to, or a 401 AppError (with
+ * `WWW-Authenticate`) when it is missing, unknown or revoked. Updates `last_used_at` at most
+ * once a minute, with a conditional native update (never flushes the caller's EntityManager).
+ */
+export async function authenticate(em: Em, rawKey: string | null | undefined, now: Date = new Date()): Promise<User> {
+  if (!rawKey || rawKey.length > 512) throw errors.unauthenticated();
+  const apiKey = await em.findOne(ApiKey, { key_hash: hashApiKey(rawKey) }, { populate: ['user'] });
+  if (!apiKey) throw errors.unauthenticated('The API key is not valid.');
+  if (apiKey.revoked_at) throw errors.unauthenticated('The API key has been revoked.');
+
+  const stale = new Date(now.getTime() - LAST_USED_RESOLUTION_MS);
+  if (!apiKey.last_used_at || apiKey.last_used_at < stale) {
+    await em.nativeUpdate(
+      ApiKey,
+      { id: apiKey.id, $or: [{ last_used_at: null }, { last_used_at: { $lt: stale } }] },
+      { last_used_at: now },
+    );
+  }
+  return apiKey.user;
+}

@@ -1,0 +1,211 @@
+/**
+ * The one place that answers "may user U do X". Services call these; nothing else looks at
+ * memberships or grants.
+ *
+ * Levels (DESIGN.md "Access model"):
+ * - space: org owner/admin → 'admin' of every space of the org; space admin → 'admin';
+ *   editor → 'edit'; viewer → 'view'; an org member without a space role → 'see' (knows the
+ *   space exists: 403, not 404); anybody else → 'none'. A space role counts even without an
+ *   organization membership.
+ * - product: max(space-derived: admin/edit → 'edit', view → 'view'; explicit ProductGrant;
+ *   creator → 'edit').
+ * - 404 vs 403: who cannot see a thing gets 404, who sees it but lacks the level gets 403.
+ *   Seeing an organization or a space = being a member of the organization (or having a
+ *   role on the space); seeing a product = view access.
+ */
+import { wrap, type FilterQuery } from '@mikro-orm/core';
+import { errors } from '../errors.ts';
+import {
+  Organization,
+  OrganizationMembership,
+  Product,
+  ProductGrant,
+  Space,
+  SpaceMembership,
+  type OrganizationRole,
+  type User,
+} from '../persistence/entities.ts';
+import type { Em } from '../persistence/orm.ts';
+import { isUuid } from '../persistence/queries.ts';
+
+export type SpaceAccess = 'none' | 'see' | 'view' | 'edit' | 'admin';
+export type ProductAccess = 'none' | 'view' | 'edit';
+
+const SPACE_RANK: Record<SpaceAccess, number> = { none: 0, see: 1, view: 2, edit: 3, admin: 4 };
+const PRODUCT_RANK: Record<ProductAccess, number> = { none: 0, view: 1, edit: 2 };
+
+const maxSpace = (a: SpaceAccess, b: SpaceAccess): SpaceAccess => (SPACE_RANK[a] >= SPACE_RANK[b] ? a : b);
+const maxProduct = (a: ProductAccess, b: ProductAccess): ProductAccess => (PRODUCT_RANK[a] >= PRODUCT_RANK[b] ? a : b);
+
+export const atLeastSpace = (have: SpaceAccess, need: SpaceAccess) => SPACE_RANK[have] >= SPACE_RANK[need];
+export const atLeastProduct = (have: ProductAccess, need: ProductAccess) => PRODUCT_RANK[have] >= PRODUCT_RANK[need];
+
+function fromOrganizationRole(role: OrganizationRole | null | undefined): SpaceAccess {
+  if (role === 'owner' || role === 'admin') return 'admin';
+  return role === 'member' ? 'see' : 'none';
+}
+
+function fromSpaceRole(role: SpaceMembership['role'] | null | undefined): SpaceAccess {
+  return role === 'admin' ? 'admin' : role === 'editor' ? 'edit' : role === 'viewer' ? 'view' : 'none';
+}
+
+function spaceToProduct(level: SpaceAccess): ProductAccess {
+  return level === 'admin' || level === 'edit' ? 'edit' : level === 'view' ? 'view' : 'none';
+}
+
+/** The user's role in the organization, or null for a non-member. */
+export async function organizationRole(em: Em, user: User, organization: Organization | string): Promise<OrganizationRole | null> {
+  const organizationId = typeof organization === 'string' ? organization : organization.id;
+  const m = await em.findOne(OrganizationMembership, { organization: organizationId, user: user.id });
+  return m?.role ?? null;
+}
+
+/** `space.organization` only needs its id (a Space loaded by any query has it). */
+export async function spaceAccess(em: Em, user: User, space: Space): Promise<SpaceAccess> {
+  const [orgMembership, spaceMembership] = await Promise.all([
+    em.findOne(OrganizationMembership, { organization: space.organization.id, user: user.id }),
+    em.findOne(SpaceMembership, { space: space.id, user: user.id }),
+  ]);
+  return maxSpace(fromOrganizationRole(orgMembership?.role), fromSpaceRole(spaceMembership?.role));
+}
+
+async function loadedSpace(em: Em, space: Space): Promise<Space> {
+  return wrap(space).isInitialized() ? space : em.findOneOrFail(Space, { id: space.id });
+}
+
+export async function productAccess(em: Em, user: User, product: Product): Promise<ProductAccess> {
+  if (product.created_by?.id === user.id) return 'edit';
+  const space = await loadedSpace(em, product.space);
+  const [fromSpace, grant] = await Promise.all([
+    spaceAccess(em, user, space),
+    em.findOne(ProductGrant, { product: product.id, user: user.id }),
+  ]);
+  return maxProduct(spaceToProduct(fromSpace), grant?.access ?? 'none');
+}
+
+// ─── guards for services: load by path parameter, check, throw 404/403 ──────────────────
+
+const orgNotFound = (slug: string) => errors.notFound(`Organization '${slug}' was not found.`);
+const spaceNotFound = (slug: string) => errors.notFound(`Space '${slug}' was not found.`);
+const productNotFound = (id: string) => errors.notFound(`Product '${id}' was not found.`);
+
+/**
+ * "Access to the organization" (its model listing): an organization member of any role, or a
+ * user holding a role on one of its spaces; anybody else (and an unknown slug) → 404.
+ * `role` is null for a space-only member.
+ */
+export async function requireOrganizationAccess(
+  em: Em,
+  user: User,
+  slug: string,
+): Promise<{ organization: Organization; role: OrganizationRole | null }> {
+  const organization = await em.findOne(Organization, { slug });
+  if (!organization) throw orgNotFound(slug);
+  const role = await organizationRole(em, user, organization);
+  if (role) return { organization, role };
+  const spaceRole = await em.count(SpaceMembership, { user: user.id, space: { organization: organization.id } });
+  if (spaceRole === 0) throw orgNotFound(slug);
+  return { organization, role: null };
+}
+
+async function requireSpace(em: Em, user: User, slug: string, need: SpaceAccess, action: string) {
+  const space = await em.findOne(Space, { slug }, { populate: ['organization'] });
+  if (!space) throw spaceNotFound(slug);
+  const access = await spaceAccess(em, user, space);
+  if (access === 'none') throw spaceNotFound(slug);
+  if (!atLeastSpace(access, need)) {
+    throw errors.forbidden(`You need ${need === 'view' ? 'a role on' : 'the editor or admin role in'} space '${slug}' to ${action}.`);
+  }
+  return { space, access };
+}
+
+/**
+ * "Access to the space" (listing its models): any space role, or org owner/admin.
+ * An org member without a space role → 403; an outsider or unknown slug → 404.
+ * The space comes back with its organization populated.
+ */
+export function requireSpaceView(em: Em, user: User, slug: string): Promise<{ space: Space; access: SpaceAccess }> {
+  return requireSpace(em, user, slug, 'view', 'list its models');
+}
+
+/** Creating a model: space editor/admin or org owner/admin; a viewer or plain org member → 403. */
+export function requireSpaceWrite(em: Em, user: User, slug: string): Promise<{ space: Space; access: SpaceAccess }> {
+  return requireSpace(em, user, slug, 'edit', 'create models in it');
+}
+
+async function requireProduct(em: Em, user: User, productId: string, need: ProductAccess) {
+  if (!isUuid(productId)) throw productNotFound(productId);
+  const product = await em.findOne(Product, { id: productId.toLowerCase() }, { populate: ['space'] });
+  if (!product) throw productNotFound(productId);
+  const access = await productAccess(em, user, product);
+  if (access === 'none') throw productNotFound(productId);
+  if (!atLeastProduct(access, need)) throw errors.forbidden(`You need edit access on product '${product.id}'.`);
+  return { product, access };
+}
+
+/** View access (list/download artifacts, read versions); none → 404. Space populated. */
+export function requireProductView(em: Em, user: User, productId: string): Promise<{ product: Product; access: ProductAccess }> {
+  return requireProduct(em, user, productId, 'view');
+}
+
+/** Edit access (update metadata, upload/complete/delete artifacts, create versions); view-only → 403. */
+export function requireProductEdit(em: Em, user: User, productId: string): Promise<{ product: Product; access: ProductAccess }> {
+  return requireProduct(em, user, productId, 'edit');
+}
+
+// ─── list filters: which products a listing may show, as SQL conditions ─────────────────
+
+/**
+ * Spaces of the organization on which the user has view or better: all of them for an org
+ * owner/admin, else those where the user holds a space role.
+ */
+export async function accessibleSpaceIdsInOrg(em: Em, user: User, organization: Organization): Promise<string[]> {
+  const role = await organizationRole(em, user, organization);
+  if (role === 'owner' || role === 'admin') {
+    const spaces = await em.find(Space, { organization: organization.id }, { fields: ['id'] });
+    return spaces.map((s) => s.id);
+  }
+  const memberships = await em.find(SpaceMembership, { user: user.id, space: { organization: organization.id } });
+  return memberships.map((m) => m.space.id);
+}
+
+/**
+ * Products of the organization the user reaches only individually (an explicit grant, or
+ * being the creator) in spaces outside `exceptSpaceIds`. Small by nature: grants are given
+ * one by one.
+ */
+export async function individuallyReachableProductIdsInOrg(
+  em: Em,
+  user: User,
+  organization: Organization,
+  exceptSpaceIds: readonly string[],
+): Promise<string[]> {
+  const outside = exceptSpaceIds.length > 0 ? { $nin: [...exceptSpaceIds] } : undefined;
+  const spaceCond = { organization: organization.id, ...(outside ? { id: outside } : {}) };
+  const [grants, created] = await Promise.all([
+    em.find(ProductGrant, { user: user.id, product: { space: spaceCond } }),
+    em.find(Product, { created_by: user.id, space: spaceCond }, { fields: ['id'] }),
+  ]);
+  return [...new Set([...grants.map((g) => g.product.id), ...created.map((p) => p.id)])];
+}
+
+/**
+ * The organization listing's visibility condition, to combine with the other filters in
+ * one SQL query (never filter rows in JS):
+ *
+ *   const visible = await visibleProductsInOrgFilter(em, user, organization);
+ *   const where = { $and: [visible, { is_archived: false }, searchTextFilter(q)] };
+ *   const [rows, total] = await em.findAndCount(Product, where,
+ *     { orderBy: { updated_at: 'desc', id: 'desc' }, limit, offset: skip, populate: ['space'] });
+ *
+ * = products in spaces the user may view, plus products granted to / created by the user in
+ * the organization's other spaces. A user with no access at all gets a condition that
+ * matches nothing (MikroORM renders `$in: []` as `1 = 0`).
+ * The caller must first check access (requireOrganizationAccess).
+ */
+export async function visibleProductsInOrgFilter(em: Em, user: User, organization: Organization): Promise<FilterQuery<Product>> {
+  const spaceIds = await accessibleSpaceIdsInOrg(em, user, organization);
+  const productIds = await individuallyReachableProductIdsInOrg(em, user, organization, spaceIds);
+  if (productIds.length === 0) return { space: { $in: spaceIds } };
+  return { $or: [{ space: { $in: spaceIds } }, { id: { $in: productIds } }] };
+}
