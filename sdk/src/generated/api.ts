@@ -222,7 +222,7 @@ export interface paths {
          *     `Content-Disposition: attachment`, a strong `ETag` (the SHA-256), `Accept-Ranges: bytes`; a single
          *     `Range` is answered with `206` and `If-None-Match` with `304`. With S3 in redirect mode the answer
          *     is `302` to a short-lived presigned URL. Bytes missing from storage are `404` with detail
-         *     `Artifact file not found`. Needs view access.
+         *     `Artifact file not found`. `Content-Type` is the artifact's own `content_type`. Needs view access.
          */
         get: operations["downloadModelArtifact"];
         put?: never;
@@ -1216,7 +1216,11 @@ export interface components {
          * @example 8a1f0c52-6d3e-4b7a-9e21-0f4c7d9b3a66
          */
         ArtifactId: string;
-        /** @description A single byte range, e.g. `bytes=0-1048575`, answered with `206`. */
+        /**
+         * @description A single byte range, e.g. `bytes=0-1048575` or `bytes=1048576-`, answered with `206`. As RFC 9110
+         *     allows, a Range the server does not understand (another unit, several ranges) is ignored and
+         *     the whole artifact is sent with `200`.
+         */
         Range: string;
         /** @description An ETag previously returned for this artifact; a match answers `304`. */
         IfNoneMatch: string;
@@ -1696,7 +1700,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description A single byte range, e.g. `bytes=0-1048575`, answered with `206`. */
+                /**
+                 * @description A single byte range, e.g. `bytes=0-1048575` or `bytes=1048576-`, answered with `206`. As RFC 9110
+                 *     allows, a Range the server does not understand (another unit, several ranges) is ignored and
+                 *     the whole artifact is sent with `200`.
+                 */
                 Range?: components["parameters"]["Range"];
                 /** @description An ETag previously returned for this artifact; a match answers `304`. */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
@@ -1729,6 +1737,7 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": string;
+                    "*/*": string;
                 };
             };
             /** @description The requested byte range. */
@@ -1744,6 +1753,7 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": string;
+                    "*/*": string;
                 };
             };
             /** @description The artifact is in S3; fetch it from the presigned URL in `Location` (valid for a few minutes, without the API key). */
@@ -1773,7 +1783,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description A single byte range, e.g. `bytes=0-1048575`, answered with `206`. */
+                /**
+                 * @description A single byte range, e.g. `bytes=0-1048575` or `bytes=1048576-`, answered with `206`. As RFC 9110
+                 *     allows, a Range the server does not understand (another unit, several ranges) is ignored and
+                 *     the whole artifact is sent with `200`.
+                 */
                 Range?: components["parameters"]["Range"];
                 /** @description An ETag previously returned for this artifact; a match answers `304`. */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
@@ -2122,7 +2136,10 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The database or the storage does not answer. */
+            /**
+             * @description The database or the storage does not answer. Unlike errors, this answer is the same
+             *     `Health` document as the `200`, so that probes and people see which dependency is down.
+             */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
