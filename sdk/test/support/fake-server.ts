@@ -179,6 +179,10 @@ export class FakeModelRepository {
         'X-Has-More': String(skip + page.length < this.models.length),
       });
     }
+    if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts$/.exec(path)) && request.method === 'GET') {
+      const productId = m[1];
+      return json(200, [...this.artifacts.values()].map((a) => a.record).filter((a) => a.product_id === productId).reverse());
+    }
     if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts\/uploads$/.exec(path)) && request.method === 'POST') {
       const input = JSON.parse(new TextDecoder().decode(body)) as { total_size_bytes: number; file_name: string; content_type: string };
       const session = this.createSession(m[1]!, input.total_size_bytes);

@@ -1,0 +1,417 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { createModelRepositoryClient, type ModelRepositoryClient } from '../client.js';
+import { isAbortError, ModelRepositoryError, ModelRepositoryNetworkError } from '../errors.js';
+import type { ModelListFilters } from '../pagination.js';
+import type { RetryOptions } from '../retry.js';
+import type { UploadArtifactOptions } from '../upload.js';
+import type { ArtifactUploadSession, ModelArtifact, ModelSummary } from '../types.js';
+import { sdkVersion } from '../version.js';
+import { formatBytes, ProgressBar, type ProgressStream } from './progress.js';
+
+export interface CliIO {
+  stdout: ProgressStream;
+  stderr: ProgressStream;
+  env: Record<string, string | undefined>;
+  /** Aborts the running command (the bin wires it to SIGINT). */
+  signal?: AbortSignal;
+  /** For tests: the fetch and retry policy the client uses. */
+  fetch?: (request: Request) => Promise<Response>;
+  retry?: RetryOptions;
+  cwd?: string;
+}
+
+class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const globalOptions = {
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} satisfies Options;
+
+const commandOptions = {
+  upload: {
+    kind: { type: 'string' },
+    'version-label': { type: 'string' },
+    current: { type: 'boolean' },
+    'content-type': { type: 'string' },
+    name: { type: 'string' },
+    metadata: { type: 'string' },
+    sha256: { type: 'string' },
+    'product-version': { type: 'string' },
+    'training-run': { type: 'string' },
+    'external-uri': { type: 'string' },
+    concurrency: { type: 'string' },
+    resume: { type: 'string' },
+  },
+  download: {
+    output: { type: 'string', short: 'o' },
+    resume: { type: 'boolean' },
+    force: { type: 'boolean' },
+  },
+  'models list': {
+    space: { type: 'string' },
+    org: { type: 'string' },
+    q: { type: 'string' },
+    family: { type: 'string' },
+    type: { type: 'string', multiple: true },
+    'deployment-status': { type: 'string' },
+    'task-type': { type: 'string' },
+    risk: { type: 'string' },
+    'include-archived': { type: 'boolean' },
+    limit: { type: 'string' },
+    'page-size': { type: 'string' },
+  },
+  'artifacts list': {},
+} satisfies Record<string, Options>;
+
+type Command = keyof typeof commandOptions;
+
+const usage = `Usage: model-repo <command> [options]
+
+Commands:
+  upload <product-id> <file>             Upload a file as a new artifact (chunked, verified, resumable)
+  download <product-id> <artifact-id>    Download an artifact and verify its size and SHA-256
+  models list --space <slug> | --org <slug>
+                                         List model records
+  artifacts list <product-id>            List a model's artifacts
+
+Options for every command:
+  --url <url>          Server URL (default: $MODEL_REPO_URL)
+  --api-key <key>      API key (default: $MODEL_REPO_API_KEY)
+  --json               Print JSON on stdout instead of text
+  -q, --quiet          No progress bar
+  -h, --help           Show help (also: model-repo <command> --help)
+  --version            Show the version
+
+Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.`;
+
+const commandUsage: Record<Command, string> = {
+  upload: `Usage: model-repo upload <product-id> <file> [options]
+
+  --kind <kind>              artifact_kind (model_binary, weights, checkpoint, adapter, tokenizer,
+                             prompt_bundle, eval_report, model_card, other; default model_binary)
+  --version-label <label>    Human-readable version label
+  --current                  Make it the model's current artifact
+  --content-type <type>      MIME type (default: from the file extension)
+  --name <file-name>         File name to record (default: the file's base name)
+  --metadata <json>          Metadata object, as JSON
+  --sha256 <hex>             Expected SHA-256 (the upload fails if the bytes differ)
+  --product-version <id>     Version of the model to attach the artifact to
+  --training-run <id>        Training run reference
+  --external-uri <uri>       External URI to record
+  --concurrency <n>          Chunks sent in parallel (default 4)
+  --resume <upload-id>       Continue an interrupted upload (its id is printed when interrupted)`,
+  download: `Usage: model-repo download <product-id> <artifact-id> [options]
+
+  -o, --output <path>        File or directory to write to (default: the artifact's file name)
+  --resume                   Continue from <path>.part left by an interrupted download, and keep
+                             it if this one is interrupted too
+  --force                    Overwrite an existing file`,
+  'models list': `Usage: model-repo models list (--space <slug> | --org <slug>) [filters]
+
+  --q <text>                 Search name, slug, description, provider, …
+  --family <family>          model_family
+  --type <product-type>      Product type; repeat for several ("ML Model", "AI System", …)
+  --deployment-status <s>    development, staging, production, retired
+  --task-type <type>         model_task_type
+  --risk <class>             risk_classification
+  --include-archived         Include archived models
+  --limit <n>                Stop after n models (default: all)
+  --page-size <n>            Models per request (default 100)`,
+  'artifacts list': `Usage: model-repo artifacts list <product-id>`,
+};
+
+/** Runs the CLI; returns the exit status. Never throws. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  const say = (stream: ProgressStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
+  let command: Command | null = null;
+  try {
+    const first = parseArgs({ args: argv, options: globalOptions, allowPositionals: true, strict: false });
+    const [word1, word2] = first.positionals;
+    if (first.values.version === true && !word1) {
+      say(io.stdout, sdkVersion);
+      return 0;
+    }
+    if (!word1) {
+      say(first.values.help === true ? io.stdout : io.stderr, usage);
+      return first.values.help === true ? 0 : 2;
+    }
+    command = resolveCommand(word1, word2);
+    const parsed = parseArgs({
+      args: argv,
+      options: { ...globalOptions, ...commandOptions[command] },
+      allowPositionals: true,
+      strict: true,
+    });
+    const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+    if (values.help === true) {
+      say(io.stdout, commandUsage[command]);
+      return 0;
+    }
+    const args = parsed.positionals.slice(command.includes(' ') ? 2 : 1);
+    expectArgs(args, commandArgs[command]);
+    const url = (values.url as string | undefined) ?? io.env.MODEL_REPO_URL;
+    const apiKey = (values['api-key'] as string | undefined) ?? io.env.MODEL_REPO_API_KEY;
+    if (!url) throw new UsageError('no server URL: set MODEL_REPO_URL or pass --url');
+    if (!apiKey) throw new UsageError('no API key: set MODEL_REPO_API_KEY or pass --api-key');
+    const client = createModelRepositoryClient({
+      baseUrl: url,
+      apiKey,
+      userAgent: `model-repo-cli/${sdkVersion} node/${process.versions.node}`,
+      ...(io.fetch ? { fetch: io.fetch } : {}),
+      ...(io.retry ? { retry: io.retry } : {}),
+    });
+    const ctx: CommandContext = { client, io, values, args, json: values.json === true, quiet: values.quiet === true };
+    switch (command) {
+      case 'upload':
+        return await upload(ctx);
+      case 'download':
+        return await download(ctx);
+      case 'models list':
+        return await listModels(ctx);
+      case 'artifacts list':
+        return await listArtifacts(ctx);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      say(io.stderr, `model-repo: ${(error as Error).message}`);
+      say(io.stderr, command ? `Run 'model-repo ${command} --help' for its options.` : `Run 'model-repo --help' for usage.`);
+      return 2;
+    }
+    if (isAbortError(error, io.signal)) {
+      say(io.stderr, 'model-repo: interrupted');
+      return 130;
+    }
+    say(io.stderr, describeError(error));
+    return 1;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+function resolveCommand(word1: string, word2: string | undefined): Command {
+  if (word1 === 'upload' || word1 === 'download') return word1;
+  if (word1 === 'models' || word1 === 'artifacts') {
+    if (word2 === 'list') return `${word1} list`;
+    throw new UsageError(`'${word1}' needs a subcommand: ${word1} list`);
+  }
+  throw new UsageError(`unknown command '${word1}'`);
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof ModelRepositoryNetworkError) {
+    return `model-repo: cannot reach the server: ${error.detail}`;
+  }
+  if (error instanceof ModelRepositoryError) {
+    const lines = [`model-repo: error: ${error.message}`];
+    for (const fieldError of error.errors) lines.push(`  ${fieldError.loc.join('.')}: ${fieldError.msg}`);
+    return lines.join('\n');
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (error instanceof Error) return `model-repo: error: ${error.message}${typeof code === 'string' && !error.message.includes(code) ? ` (${code})` : ''}`;
+  return `model-repo: error: ${String(error)}`;
+}
+
+interface CommandContext {
+  client: ModelRepositoryClient;
+  io: CliIO;
+  values: Record<string, string | boolean | string[] | undefined>;
+  args: string[];
+  json: boolean;
+  quiet: boolean;
+}
+
+const commandArgs: Record<Command, string[]> = {
+  upload: ['product-id', 'file'],
+  download: ['product-id', 'artifact-id'],
+  'models list': [],
+  'artifacts list': ['product-id'],
+};
+
+function expectArgs(args: string[], names: string[]): void {
+  if (args.length === names.length) return;
+  const wanted = names.length === 0 ? 'no arguments' : names.map((n) => `<${n}>`).join(' ');
+  const got = args.length === 0 ? 'nothing' : args.map((a) => `'${a}'`).join(' ');
+  throw new UsageError(`expected ${wanted}, got ${got}`);
+}
+
+function positiveInt(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got '${String(value)}'`);
+  return n;
+}
+
+function printJson(ctx: CommandContext, value: unknown): void {
+  ctx.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function progressBar(ctx: CommandContext, label: string, total: number): ProgressBar | null {
+  if (ctx.quiet) return null;
+  const bar = new ProgressBar(ctx.io.stderr, label, total);
+  return bar.enabled ? bar : null;
+}
+
+async function upload(ctx: CommandContext): Promise<number> {
+  const [productId, file] = ctx.args as [string, string];
+  const v = ctx.values;
+  let metadata: Record<string, unknown> | undefined;
+  if (typeof v.metadata === 'string') {
+    try {
+      metadata = JSON.parse(v.metadata) as Record<string, unknown>;
+    } catch {
+      throw new UsageError('--metadata must be a JSON object');
+    }
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new UsageError('--metadata must be a JSON object');
+  }
+  const fileStats = await stat(file);
+  if (!fileStats.isFile()) throw new UsageError(`${file} is not a file`);
+  const bar = progressBar(ctx, basename(file), fileStats.size);
+  let session: ArtifactUploadSession | undefined;
+  const options: UploadArtifactOptions = {
+    ...(v.kind !== undefined ? { artifact_kind: v.kind as UploadArtifactOptions['artifact_kind'] } : {}),
+    ...(v['version-label'] !== undefined ? { version_label: v['version-label'] as string } : {}),
+    ...(v.current === true ? { is_current: true } : {}),
+    ...(v['content-type'] !== undefined ? { content_type: v['content-type'] as string } : {}),
+    ...(v.name !== undefined ? { file_name: v.name as string } : {}),
+    ...(metadata !== undefined ? { metadata } : {}),
+    ...(v.sha256 !== undefined ? { sha256: v.sha256 as string } : {}),
+    ...(v['product-version'] !== undefined ? { product_version_id: v['product-version'] as string } : {}),
+    ...(v['training-run'] !== undefined ? { training_run_id: v['training-run'] as string } : {}),
+    ...(v['external-uri'] !== undefined ? { external_uri: v['external-uri'] as string } : {}),
+    ...(v.resume !== undefined ? { resume: v.resume as string } : {}),
+    concurrency: positiveInt(v.concurrency, '--concurrency') ?? 4,
+    ...(ctx.io.signal ? { signal: ctx.io.signal } : {}),
+    onSession: (s) => (session = s),
+    onProgress: ({ uploadedBytes, totalBytes }) => bar?.update(uploadedBytes, totalBytes),
+  };
+  let artifact: ModelArtifact;
+  try {
+    artifact = await ctx.client.uploadArtifact(productId, file, options);
+  } catch (error) {
+    bar?.clear();
+    if (session && session.status !== 'completed' && !(error instanceof ModelRepositoryError && error.status >= 400 && error.status < 500)) {
+      // The session survives an interruption or a network failure: say how to continue it.
+      ctx.io.stderr.write(`model-repo: upload ${session.id} is unfinished; continue it with:\n  model-repo upload ${productId} ${file} --resume ${session.id}\n`);
+    }
+    throw error;
+  }
+  bar?.finish();
+  if (ctx.json) printJson(ctx, artifact);
+  else {
+    ctx.io.stdout.write(
+      `Uploaded ${file} as artifact ${artifact.id}\n  ${formatBytes(artifact.size_bytes)}, sha256 ${artifact.sha256}${artifact.is_current ? ', current' : ''}\n`,
+    );
+  }
+  return 0;
+}
+
+/** A file name from the server that is safe to create in the working directory. */
+function safeFileName(name: string, fallback: string): string {
+  const base = name.split(/[\\/]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const cleaned = base.replace(/[\x00-\x1f\x7f]/g, '').trim();
+  return cleaned === '' || cleaned === '.' || cleaned === '..' ? fallback : cleaned;
+}
+
+async function download(ctx: CommandContext): Promise<number> {
+  const [productId, artifactId] = ctx.args as [string, string];
+  const cwd = ctx.io.cwd ?? process.cwd();
+  const signal = ctx.io.signal;
+  const record = await ctx.client.getArtifact(productId, artifactId, signal ? { signal } : {});
+  const defaultName = safeFileName(record.file_name, `artifact-${record.id}`);
+  let target = resolve(cwd, typeof ctx.values.output === 'string' ? ctx.values.output : defaultName);
+  const existing = await stat(target).catch(() => null);
+  if (existing?.isDirectory()) target = join(target, defaultName);
+  if (ctx.values.force !== true && (await stat(target).catch(() => null))) {
+    throw new UsageError(`${target} exists; pass --force to overwrite it`);
+  }
+  const bar = progressBar(ctx, defaultName, record.size_bytes);
+  const resume = ctx.values.resume === true;
+  let artifact: ModelArtifact;
+  try {
+    artifact = await ctx.client.downloadArtifact(productId, artifactId, {
+      to: target,
+      resume,
+      ...(signal ? { signal } : {}),
+      onProgress: ({ downloadedBytes, totalBytes }) => bar?.update(downloadedBytes, totalBytes),
+    });
+  } catch (error) {
+    bar?.clear();
+    if (resume && isAbortError(error, signal)) {
+      ctx.io.stderr.write(`model-repo: partial download kept in ${target}.part; run the same command again to continue\n`);
+    }
+    throw error;
+  }
+  bar?.finish();
+  if (ctx.json) printJson(ctx, { path: target, artifact });
+  else ctx.io.stdout.write(`Downloaded ${artifact.file_name} to ${target}\n  ${formatBytes(artifact.size_bytes)}, sha256 ${artifact.sha256} verified\n`);
+  return 0;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  return rows.map((row) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ')).join('\n') + '\n';
+}
+
+async function listModels(ctx: CommandContext): Promise<number> {
+  const v = ctx.values;
+  const space = v.space as string | undefined;
+  const organization = v.org as string | undefined;
+  if ((space === undefined) === (organization === undefined)) throw new UsageError('give exactly one of --space <slug> or --org <slug>');
+  const max = positiveInt(v.limit, '--limit');
+  const pageSize = positiveInt(v['page-size'], '--page-size');
+  const filters: ModelListFilters = {
+    ...(v.q !== undefined ? { q: v.q as string } : {}),
+    ...(v.family !== undefined ? { model_family: v.family as ModelListFilters['model_family'] } : {}),
+    ...(v.type !== undefined ? { types: v.type as NonNullable<ModelListFilters['types']> } : {}),
+    ...(v['deployment-status'] !== undefined ? { deployment_status: v['deployment-status'] as ModelListFilters['deployment_status'] } : {}),
+    ...(v['task-type'] !== undefined ? { model_task_type: v['task-type'] as string } : {}),
+    ...(v.risk !== undefined ? { risk_classification: v.risk as ModelListFilters['risk_classification'] } : {}),
+    ...(v['include-archived'] === true ? { include_archived: true } : {}),
+    limit: Math.min(pageSize ?? 100, max ?? Infinity),
+  };
+  const scope = space !== undefined ? { space } : { organization: organization! };
+  const models: ModelSummary[] = [];
+  for await (const model of ctx.client.listModels(scope, filters, ctx.io.signal ? { signal: ctx.io.signal } : {}).items()) {
+    models.push(model);
+    if (max !== undefined && models.length >= max) break;
+  }
+  if (ctx.json) printJson(ctx, models);
+  else if (models.length === 0) ctx.io.stdout.write('No models.\n');
+  else {
+    ctx.io.stdout.write(
+      table([
+        ['ID', 'SLUG', 'TYPE', 'DEPLOYMENT', 'UPDATED', 'NAME'],
+        ...models.map((m) => [m.id, m.slug, m.product_type, m.deployment_status, m.updated_at, m.name]),
+      ]),
+    );
+  }
+  return 0;
+}
+
+async function listArtifacts(ctx: CommandContext): Promise<number> {
+  const [productId] = ctx.args as [string];
+  const artifacts = await ctx.client.listArtifacts(productId, ctx.io.signal ? { signal: ctx.io.signal } : {});
+  if (ctx.json) printJson(ctx, artifacts);
+  else if (artifacts.length === 0) ctx.io.stdout.write('No artifacts.\n');
+  else {
+    ctx.io.stdout.write(
+      table([
+        ['ID', 'KIND', 'SIZE', 'CURRENT', 'UPLOADED', 'FILE'],
+        ...artifacts.map((a) => [a.id, a.artifact_kind, formatBytes(a.size_bytes), a.is_current ? 'yes' : '', a.uploaded_at, a.file_name]),
+      ]),
+    );
+  }
+  return 0;
+}
