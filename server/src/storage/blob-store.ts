@@ -86,6 +86,15 @@ export interface BlobStore {
   ): Promise<void>;
 
   /**
+   * Reads back the inclusive byte range [start, end] of a staged upload's stored parts, or null when
+   * the backend cannot read staged data (s3: the parts of an unfinished multipart upload are not
+   * readable). Lets the upload service extend a resumable digest with parts that were stored out of
+   * order, so completion need not read them again. The caller only reads ranges of parts it has
+   * recorded as stored. Rejects with StagedUploadNotFoundError when the staged upload is gone.
+   */
+  readStaged(staged: StagedUpload, range: { start: number; end: number }): Promise<Readable | null>;
+
+  /**
    * Discards staged bytes. Idempotent (an unknown/finished upload resolves). On S3 a failed
    * AbortMultipartUpload rejects with StagedAbortError so the caller's sweeper can retry later;
    * parts of an unaborted upload are billed until a bucket lifecycle rule removes them.

@@ -164,6 +164,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** S3 cannot read the parts of an unfinished multipart upload. */
+  async readStaged(staged: StagedUpload, range: { start: number; end: number }): Promise<Readable | null> {
+    this.objectKey(staged.key); // same key checks as every other method
+    assertRange(range);
+    return null;
+  }
+
   async abortStaged(staged: StagedUpload): Promise<void> {
     const Key = this.objectKey(staged.key);
     if (staged.uploadId === null) return;
