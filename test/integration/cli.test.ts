@@ -92,7 +92,9 @@ async function script(t: (typeof targets)[number]) {
   const r: Record<string, Run> = {};
   // bootstrap first, on an empty database the CLI creates and migrates itself.
   r.bootstrap = await run('bootstrap', '--org', 'acme', '--space', 'ml', '--email', 'Owner@Example.com', '--org-name', 'Acme Inc.');
-  r.bootstrapAgain = await run('bootstrap', '--org', 'acme', '--space', 'ml', '--email', 'owner@example.com');
+  // Idempotency and input validation are the same on both dialects (the service tests cover
+  // both); through the CLI they are checked once, on SQLite, to keep the suite fast.
+  if (t.dialect === 'sqlite') r.bootstrapAgain = await run('bootstrap', '--org', 'acme', '--space', 'ml', '--email', 'owner@example.com');
   r.createSpace = await run('create-space', '--org', 'acme', '--space', 'vision', '--name', 'Vision', '--product-limit', '5');
   r.createUser = await run('create-user', '--email', 'Viewer@Example.com', '--name', 'Vera');
   r.addOrgMember = await run('add-member', '--email', 'viewer@example.com', '--org', 'acme', '--role', 'admin');
@@ -112,16 +114,16 @@ async function script(t: (typeof targets)[number]) {
   const limitAfterSet = (await orm.em.fork().findOneOrFail(Space, { slug: 'vision' })).product_limit;
   r.unsetLimit = await run('set-product-limit', '--space', 'vision', '--limit', 'none');
 
-  // Errors that touch the database run on each dialect; usage and configuration errors,
-  // which never reach it, only once.
+  // Errors that depend on the database run on each dialect; validation, usage and
+  // configuration errors only once.
   const errorArgs: Record<string, string[]> = {
     unknownOrg: ['create-space', '--org', 'no-such-org', '--space', 'x'],
-    badRole: ['add-member', '--email', 'viewer@example.com', '--space', 'vision', '--role', 'boss'],
-    badSlug: ['create-space', '--org', 'acme', '--space', 'Bad_Slug'],
-    badEmail: ['create-user', '--email', 'nope'],
     duplicate: ['create-space', '--org', 'acme', '--space', 'ml'],
     ...(t.dialect === 'sqlite'
       ? {
+          badRole: ['add-member', '--email', 'viewer@example.com', '--space', 'vision', '--role', 'boss'],
+          badSlug: ['create-space', '--org', 'acme', '--space', 'Bad_Slug'],
+          badEmail: ['create-user', '--email', 'nope'],
           noTarget: ['add-member', '--email', 'viewer@example.com', '--role', 'admin'],
           missingFlag: ['create-space', '--org', 'acme'],
           unknownCommand: ['make-coffee'],
@@ -167,10 +169,12 @@ for (const t of targets) {
       const m = await em().findOneOrFail(OrganizationMembership, { user: b.user.id, organization: b.organization.id });
       expect(m.role).toBe('owner');
 
-      const again = json(res().r.bootstrapAgain!);
-      expect(again.created).toEqual({ organization: false, space: false, user: false, membership: false });
-      expect(again.organization.id).toBe(b.organization.id);
-      expect(again.api_key).not.toBe(b.api_key);
+      if (t.dialect === 'sqlite') {
+        const again = json(res().r.bootstrapAgain!);
+        expect(again.created).toEqual({ organization: false, space: false, user: false, membership: false });
+        expect(again.organization.id).toBe(b.organization.id);
+        expect(again.api_key).not.toBe(b.api_key);
+      }
     });
 
     it('create-space', async () => {
@@ -225,16 +229,16 @@ for (const t of targets) {
     it('errors: non-zero exit, message on stderr, nothing on stdout', async () => {
       const r = res().r;
       failed(r.unknownOrg!, 1, /Organization 'no-such-org' was not found/);
-      failed(r.badRole!, 1, /role: must be one of admin, editor, viewer/);
-      failed(r.badSlug!, 1, /'Bad_Slug' is not a slug/);
-      failed(r.badEmail!, 1, /'nope' is not an email address/);
       failed(r.duplicate!, 1, /Space 'ml' already exists/);
       expect(await em().count(Organization, {})).toBe(1);
       expect(await em().count(Space, {})).toBe(2);
     });
 
-    it.runIf(t.dialect === 'sqlite')('usage and configuration errors exit 2 before touching the database', () => {
+    it.runIf(t.dialect === 'sqlite')('validation errors exit 1; usage and configuration errors exit 2', () => {
       const r = res().r;
+      failed(r.badRole!, 1, /role: must be one of admin, editor, viewer/);
+      failed(r.badSlug!, 1, /'Bad_Slug' is not a slug/);
+      failed(r.badEmail!, 1, /'nope' is not an email address/);
       failed(r.noTarget!, 2, /exactly one of --org .* or --space/);
       failed(r.missingFlag!, 2, /required option '--space <slug>' not specified/);
       failed(r.unknownCommand!, 2, /unknown command 'make-coffee'/);
