@@ -47,10 +47,11 @@ export function resolveRetryOptions(...layers: (RetryOptions | undefined)[]): Re
   return resolved;
 }
 
-/** Network failures, 408, 429 and 5xx may succeed when tried again; everything else will not. */
+/** Network failures, 408, 429 and 5xx may succeed when tried again (except 501/505, which say "never"). */
 export function isRetryable(error: unknown): error is ModelRepositoryError {
   if (error instanceof ModelRepositoryNetworkError) return true;
   if (!(error instanceof ModelRepositoryError)) return false;
+  if (error.status === 501 || error.status === 505) return false;
   return error.status === 408 || error.status === 429 || error.status >= 500;
 }
 

@@ -110,6 +110,13 @@ describe('retries', () => {
     expect(fake.requestsTo('PUT', /\/chunks\/1$/)).toHaveLength(1);
   });
 
+  it('does not retry 501 Not Implemented', async () => {
+    const { fake, client, delays } = setup();
+    failFirst(fake, (r) => r.url.endsWith('/uploads'), 1, () => problem(501, 'not_implemented', 'Not here'));
+    await expect(client.uploadArtifact(productId, randomBytes(5), { file_name: 'x.bin' })).rejects.toMatchObject({ status: 501 });
+    expect(delays).toEqual([]);
+  });
+
   it('retries the completion and a list page too', async () => {
     const { fake, client, delays } = setup();
     failFirst(fake, (r) => r.url.endsWith('/complete'), 1, () => problem(500, 'internal_error', 'Oops'));
