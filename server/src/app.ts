@@ -113,7 +113,9 @@ export function createApp(deps: AppDeps): express.Express {
     }
   });
 
-  app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'], strict: true }));
+  // strict: false: a well-formed JSON scalar (`"x"`, `5`, `null`) is valid JSON of the wrong type,
+  // which the validator answers with 422 (body must be object), not a "malformed JSON" 400.
+  app.use(express.json({ limit: '1mb', type: ['application/json', 'application/*+json'], strict: false }));
 
   app.use(
     OpenApiValidator.middleware({

@@ -20,6 +20,7 @@ interface HttpishError {
   message?: string;
   errors?: ValidatorErrorItem[];
   code?: string;
+  headers?: Record<string, string>;
 }
 
 /** Turns the validator's `/body/name` style paths into `["body", "name"]`. */
@@ -52,7 +53,7 @@ function describeFieldErrors(fieldErrors: FieldError[]): string {
 }
 
 /** Maps anything thrown into an AppError (unknown errors → undefined, rendered as 500). */
-export function toAppError(err: unknown): AppError | undefined {
+export function toAppError(err: unknown, req?: Request): AppError | undefined {
   if (err instanceof AppError) return err;
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as HttpishError;
@@ -76,9 +77,14 @@ export function toAppError(err: unknown): AppError | undefined {
     }
     if (status === 404) return errors.notFound('No such resource.');
     if (status === 405) {
-      return new AppError(405, ErrorCode.methodNotAllowed, 'Method Not Allowed', e.message ?? 'Method not allowed.');
+      // RFC 9110: a 405 lists the methods the resource has.
+      const allow = e.headers?.Allow?.toUpperCase();
+      return new AppError(405, ErrorCode.methodNotAllowed, 'Method Not Allowed', e.message ?? 'Method not allowed.', undefined, allow ? { Allow: allow } : undefined);
     }
     if (status === 415) {
+      if (req && !req.get('Content-Type')) {
+        return errors.unsupportedMediaType('The request has no Content-Type: send the body as application/json.');
+      }
       return errors.unsupportedMediaType(
         `Unsupported Content-Type: ${e.errors[0]?.message ?? e.message ?? 'this operation does not take it'}.`,
       );
@@ -91,7 +97,7 @@ export function toAppError(err: unknown): AppError | undefined {
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next) => {
     const requestId = String(res.getHeader('X-Request-Id') ?? '');
-    let appError = toAppError(err);
+    let appError = toAppError(err, req);
     if (!appError) {
       logger.error({ err, requestId, method: req.method, url: req.originalUrl }, 'unhandled error');
       appError = new AppError(500, ErrorCode.internal, 'Internal Server Error', `An unexpected error occurred; quote request id ${requestId} when reporting it.`);

@@ -3,6 +3,7 @@
  */
 import { LockMode } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
+import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductView } from '../access/index.ts';
 import { Product, ProductVersion, type User } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
@@ -10,6 +11,21 @@ import { dateOnly } from './summaries.ts';
 
 export type ModelVersionCreate = components['schemas']['ModelVersionCreate'];
 export type ModelVersionResponse = components['schemas']['ModelVersion'];
+
+/**
+ * The validator's `format: date` only checks the shape (YYYY-MM-DD): 2026-02-30 or year 0000
+ * would reach the database (PostgreSQL refuses them, SQLite stores them). Calendar dates only.
+ */
+function checkReleaseDate(value: string | null | undefined): void {
+  if (value === undefined || value === null) return;
+  const parsed = new Date(`${value}T00:00:00Z`);
+  const real = !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 10) === value && parsed.getUTCFullYear() >= 1;
+  if (!real) {
+    throw errors.validation(`The request is invalid: body.release_date '${value}' is not a calendar date.`, [
+      { loc: ['body', 'release_date'], msg: `'${value}' is not a calendar date`, type: 'format' },
+    ]);
+  }
+}
 
 export function versionResponse(v: ProductVersion): ModelVersionResponse {
   return {
@@ -36,6 +52,7 @@ export class VersionService {
 
   async create(em: Em, user: User, productId: string, body: ModelVersionCreate): Promise<ModelVersionResponse> {
     const { product } = await requireProductEdit(em, user, productId);
+    checkReleaseDate(body.release_date);
     const version = await em.transactional(async (tx) => {
       // Numbering and "one current" need the versions of this product to hold still.
       if (dialectOf(this.orm) === 'postgresql') {
