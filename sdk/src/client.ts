@@ -4,6 +4,7 @@ import { downloadArtifact, type DownloadArtifactOptions } from './download.js';
 import type { paths } from './generated/api.js';
 import { ModelPages, type ModelListFilters, type ModelListOptions, type ModelScope } from './pagination.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
+import { isNode } from './runtime.js';
 import type { UploadSource } from './source.js';
 import type {
   ArtifactUploadSession,
@@ -86,7 +87,7 @@ export function resolveBaseUrl(baseUrl: string): string {
 }
 
 function defaultUserAgent(): string | undefined {
-  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') return undefined;
+  if (!isNode) return undefined;
   return `model-repository-sdk/${sdkVersion} node/${process.versions.node}`;
 }
 

@@ -2,6 +2,7 @@ import { dataOf, networkError, type ClientContext } from './context.js';
 import { ModelRepositoryError, ModelRepositoryIntegrityError, ModelRepositoryNetworkError } from './errors.js';
 import { createSha256, toHex, type Sha256 } from './hash.js';
 import { isRetryable, resolveRetryOptions, retryDelay, withRetry, type RetryOptions } from './retry.js';
+import { isNode } from './runtime.js';
 import type { ModelArtifact } from './types.js';
 
 export interface DownloadProgress {
@@ -234,7 +235,7 @@ function openStreamSink(stream: WritableStream<Uint8Array>): DownloadSink {
 }
 
 async function openFileSink(path: string, resume: boolean, total: number, hash: Sha256): Promise<DownloadSink> {
-  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
+  if (!isNode) {
     throw new TypeError('downloadArtifact: a file path works in Node only; pass a WritableStream in browsers');
   }
   const fs = await import('node:fs/promises');

@@ -7,9 +7,9 @@ export interface Sha256 {
   digest(): Uint8Array;
 }
 
-type NodeCrypto = typeof import('node:crypto');
+import { isNode } from './runtime.js';
 
-const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+type NodeCrypto = typeof import('node:crypto');
 let nodeCrypto: Promise<NodeCrypto | null> | undefined;
 
 function loadNodeCrypto(): Promise<NodeCrypto | null> {

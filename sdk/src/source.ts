@@ -1,3 +1,5 @@
+import { isNode } from './runtime.js';
+
 /** What `uploadArtifact` can read: a file path (Node only), a `Blob`/`File`, or bytes in memory. */
 export type UploadSource = string | Blob | Uint8Array;
 
@@ -8,8 +10,13 @@ export interface ChunkReader {
   readonly fileName: string | null;
   /** A type the source itself carries (a `Blob`'s `type`). */
   readonly contentType: string | null;
-  /** Bytes [start, end). The result is owned by the caller. */
-  read(start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Bytes [start, end). With `into` (at least end - start long) a reader that can read in place
+   * (`readsInPlace`) fills it and returns a view of it, so the caller can recycle buffers.
+   */
+  read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** True when `read` fills the buffer it is given instead of allocating. */
+  readonly readsInPlace: boolean;
   close(): Promise<void>;
 }
 
@@ -25,6 +32,7 @@ function bytesReader(bytes: Uint8Array): ChunkReader {
     size: bytes.byteLength,
     fileName: null,
     contentType: null,
+    readsInPlace: false,
     // A view, not a copy: the bytes are in memory already.
     read: async (start, end) => bytes.subarray(start, end),
     close: async () => {},
@@ -37,13 +45,14 @@ function blobReader(blob: Blob): ChunkReader {
     size: blob.size,
     fileName: typeof name === 'string' && name !== '' ? name : null,
     contentType: blob.type || null,
+    readsInPlace: false,
     read: async (start, end) => new Uint8Array(await blob.slice(start, end).arrayBuffer()),
     close: async () => {},
   };
 }
 
 async function openFile(path: string): Promise<ChunkReader> {
-  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
+  if (!isNode) {
     throw new TypeError('uploadArtifact: a file path works in Node only; pass a Blob or File in browsers');
   }
   const [{ open }, { basename }] = await Promise.all([import('node:fs/promises'), import('node:path')]);
@@ -55,8 +64,9 @@ async function openFile(path: string): Promise<ChunkReader> {
       size: stats.size,
       fileName: basename(path),
       contentType: null,
-      async read(start, end) {
-        const buffer = new Uint8Array(end - start);
+      readsInPlace: true,
+      async read(start, end, into) {
+        const buffer = into ? into.subarray(0, end - start) : new Uint8Array(end - start);
         let filled = 0;
         while (filled < buffer.byteLength) {
           const { bytesRead } = await handle.read(buffer, filled, buffer.byteLength - filled, start + filled);

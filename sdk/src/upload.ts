@@ -2,6 +2,7 @@ import { dataOf, type ClientContext } from './context.js';
 import { ModelRepositoryError, ModelRepositoryIntegrityError } from './errors.js';
 import { contentDigest, createSha256, toHex } from './hash.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
+import { isNode } from './runtime.js';
 import { guessContentType, openSource, type ChunkReader, type UploadSource } from './source.js';
 import type { ArtifactUploadCreate, ArtifactUploadSession, ModelArtifact } from './types.js';
 
@@ -209,6 +210,22 @@ interface SendOptions {
 }
 
 /**
+ * The request body of a chunk. Node's fetch copies a byte-array body before sending it (as the
+ * Fetch standard says), which would double the memory of every chunk in flight; a one-piece stream
+ * with an explicit Content-Length is sent straight from our buffer. Browsers get the bytes (most
+ * cannot stream request bodies over HTTP/1.1).
+ */
+function chunkBody(bytes: Uint8Array): Uint8Array | ReadableStream<Uint8Array> {
+  if (!isNode) return bytes;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+/**
  * Reads the source front to back (hashing every byte, in order), sending the chunks the session
  * lacks with at most `concurrency` in flight; a chunk is read only when a slot is free, so no more
  * than `concurrency` chunks are ever held. Returns the whole file's SHA-256 (hex).
@@ -234,6 +251,12 @@ async function sendChunks(
   let failure: { error: unknown } | null = null;
   const inFlight = new Set<Promise<void>>();
 
+  // Buffers of finished chunks, reused for the next reads (file sources read in place), so the
+  // upload holds `concurrency` buffers however large the file is.
+  const freeBuffers: Uint8Array[] = [];
+  const chunkSize = ranges[0] ? ranges[0].end - ranges[0].start : 0;
+  const takeBuffer = () => (reader.readsInPlace ? (freeBuffers.pop() ?? new Uint8Array(chunkSize)) : undefined);
+
   const send = async (range: ChunkRange, bytes: Uint8Array): Promise<void> => {
     const digest = chunkDigests ? await contentDigest(bytes) : undefined;
     await withRetry(
@@ -243,10 +266,11 @@ async function sendChunks(
             path: { product_id: productId, upload_id: uploadId, chunk_index: range.index },
             header: digest === undefined ? {} : { 'Content-Digest': digest },
           },
-          // The spec types binary bodies as string; openapi-fetch passes bytes through untouched.
-          body: bytes as unknown as string,
+          // The spec types binary bodies as string; openapi-fetch passes the body through untouched.
+          body: chunkBody(bytes) as unknown as string,
           bodySerializer: (body: unknown) => body,
-          headers: { 'Content-Type': 'application/octet-stream' },
+          headers: { 'Content-Type': 'application/octet-stream', ...(isNode ? { 'Content-Length': String(bytes.byteLength) } : {}) },
+          ...(isNode ? { duplex: 'half' } : {}),
           signal: stop.signal,
         }),
       retry,
@@ -260,12 +284,17 @@ async function sendChunks(
     for (const range of ranges) {
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
       if (failure || stop.signal.aborted) break;
-      const bytes = await reader.read(range.start, range.end);
+      const buffer = takeBuffer();
+      const bytes = await reader.read(range.start, range.end, buffer);
       fileHash.update(bytes);
-      if (received.has(range.index)) continue;
+      if (received.has(range.index)) {
+        if (buffer) freeBuffers.push(buffer);
+        continue;
+      }
       const task: Promise<void> = send(range, bytes).then(
         () => {
           inFlight.delete(task);
+          if (buffer) freeBuffers.push(buffer);
         },
         (error: unknown) => {
           inFlight.delete(task);
