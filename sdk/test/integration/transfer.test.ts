@@ -1,0 +1,189 @@
+// The SDK against the real server (a child process on SQLite + filesystem): large uploads from
+// disk, an interrupted and resumed upload, a Blob upload, and byte-identical verified downloads.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { open, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type StartedServer } from '../../../test/support/server.ts';
+import {
+  createModelRepositoryClient,
+  type ArtifactUploadSession,
+  type ModelRepositoryClient,
+  type UploadProgress,
+} from '../../src/index.ts';
+
+const MiB = 1024 * 1024;
+const chunkSize = MiB;
+
+let server: StartedServer;
+let client: ModelRepositoryClient;
+let dir: string;
+let productId: string;
+/** Chunk PUTs the client sent, by upload id. */
+const chunkPuts = new Map<string, number[]>();
+
+async function writeRandomFile(path: string, size: number): Promise<string> {
+  const handle = await open(path, 'w');
+  const hash = createHash('sha256');
+  try {
+    for (let done = 0; done < size; ) {
+      const block = randomBytes(Math.min(4 * MiB, size - done));
+      hash.update(block);
+      await handle.write(block);
+      done += block.byteLength;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+beforeAll(async () => {
+  server = await startServer({ env: { UPLOAD_CHUNK_SIZE_BYTES: String(chunkSize) } });
+  dir = await mkdtemp(join(tmpdir(), 'sdk-integration-'));
+  client = createModelRepositoryClient({
+    baseUrl: server.baseUrl,
+    apiKey: server.apiKey,
+    fetch: (request) => {
+      const chunk = /\/uploads\/([^/]+)\/chunks\/(\d+)$/.exec(new URL(request.url).pathname);
+      if (request.method === 'PUT' && chunk) {
+        const list = chunkPuts.get(chunk[1]!) ?? [];
+        list.push(Number(chunk[2]));
+        chunkPuts.set(chunk[1]!, list);
+      }
+      return fetch(request);
+    },
+  });
+  const model = await client.createModel('default', {
+    name: `SDK integration ${randomUUID().slice(0, 8)}`,
+    product_type: 'ML Model',
+    environment: 'development',
+    deployment_status: 'development',
+  });
+  productId = model.id;
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  server?.cleanup();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('SDK against the real server', () => {
+  it('uploads a 50 MiB file from disk with concurrency 4 and downloads it byte-identical', async () => {
+    const source = join(dir, 'weights-50m.safetensors');
+    const size = 50 * MiB;
+    const sha256 = await writeRandomFile(source, size);
+    const progress: UploadProgress[] = [];
+    let session: ArtifactUploadSession | undefined;
+
+    const artifact = await client.uploadArtifact(productId, source, {
+      concurrency: 4,
+      artifact_kind: 'weights',
+      version_label: 'v1',
+      is_current: true,
+      onSession: (s) => (session = s),
+      onProgress: (p) => progress.push(p),
+    });
+
+    expect(artifact.size_bytes).toBe(size);
+    expect(artifact.sha256).toBe(sha256);
+    expect(artifact.file_name).toBe('weights-50m.safetensors');
+    expect(artifact.is_current).toBe(true);
+    expect(artifact.status).toBe('available');
+    expect(session!.chunk_size_bytes).toBe(chunkSize);
+    expect(session!.chunk_count).toBe(50);
+    expect([...chunkPuts.get(session!.id)!].sort((a, b) => a - b)).toEqual([...Array(50).keys()]);
+    expect(progress.at(-1)).toEqual({ uploadedBytes: size, totalBytes: size });
+
+    const target = join(dir, 'downloaded-50m.safetensors');
+    const downloaded = await client.downloadArtifact(productId, artifact.id, { to: target });
+    expect(downloaded.id).toBe(artifact.id);
+    expect(await sha256OfFile(target)).toBe(sha256);
+    expect(Buffer.compare(await readFile(target), await readFile(source))).toBe(0);
+
+    const listed = await client.listArtifacts(productId);
+    expect(listed.map((a) => a.id)).toContain(artifact.id);
+  }, 120_000);
+
+  it('resumes an upload interrupted mid-way, sending only the missing chunks', async () => {
+    const source = join(dir, 'checkpoint-20m.bin');
+    const size = 20 * MiB + 12_345; // 21 chunks, the last one short
+    const sha256 = await writeRandomFile(source, size);
+    const controller = new AbortController();
+    let session: ArtifactUploadSession | undefined;
+
+    const interrupted = await client
+      .uploadArtifact(productId, source, {
+        artifact_kind: 'checkpoint',
+        concurrency: 2,
+        signal: controller.signal,
+        onSession: (s) => (session = s),
+        onProgress: ({ uploadedBytes }) => {
+          if (uploadedBytes >= 6 * MiB) controller.abort();
+        },
+      })
+      .catch((error: unknown) => error);
+    expect((interrupted as Error).name).toBe('AbortError');
+
+    const state = await client.getUpload(productId, session!.id);
+    expect(state.status).toBe('uploading');
+    expect(state.chunk_count).toBe(21);
+    expect(state.received_chunks.length).toBeGreaterThanOrEqual(6);
+    expect(state.received_chunks.length).toBeLessThan(21);
+    const received = new Set(state.received_chunks);
+    const sentBefore = chunkPuts.get(session!.id)!.length;
+
+    const progress: UploadProgress[] = [];
+    const artifact = await client.uploadArtifact(productId, source, { resume: session!.id, onProgress: (p) => progress.push(p) });
+    expect(artifact.sha256).toBe(sha256);
+    expect(artifact.size_bytes).toBe(size);
+    expect(progress[0]!.uploadedBytes).toBe(state.received_bytes);
+
+    const resent = chunkPuts.get(session!.id)!.slice(sentBefore);
+    expect(resent.filter((i) => received.has(i))).toEqual([]);
+    expect(new Set([...resent, ...received]).size).toBe(21);
+    expect((await client.getUpload(productId, session!.id)).status).toBe('completed');
+
+    const target = join(dir, 'checkpoint-copy.bin');
+    await client.downloadArtifact(productId, artifact.id, { to: target });
+    expect(await sha256OfFile(target)).toBe(sha256);
+  }, 120_000);
+
+  it('uploads a Blob and reads it back through a WritableStream', async () => {
+    const bytes = randomBytes(3 * MiB + 77);
+    const blob = new Blob([bytes], { type: 'application/x-test' });
+    const artifact = await client.uploadArtifact(productId, blob, { file_name: 'tokenizer.bin', artifact_kind: 'tokenizer' });
+    expect(artifact.content_type).toBe('application/x-test');
+    expect(artifact.size_bytes).toBe(bytes.byteLength);
+    expect(artifact.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+
+    const parts: Uint8Array[] = [];
+    await client.downloadArtifact(productId, artifact.id, {
+      to: new WritableStream<Uint8Array>({ write: (chunk) => void parts.push(chunk) }),
+    });
+    expect(Buffer.compare(Buffer.concat(parts), bytes)).toBe(0);
+  }, 60_000);
+
+  it('uploads and downloads an empty file', async () => {
+    const artifact = await client.uploadArtifact(productId, new Blob([]), { file_name: 'empty.txt' });
+    expect(artifact.size_bytes).toBe(0);
+    expect(artifact.sha256).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    const target = join(dir, 'empty.txt');
+    await client.downloadArtifact(productId, artifact.id, { to: target });
+    expect((await readFile(target)).byteLength).toBe(0);
+  }, 30_000);
+
+  it('pages through the space with listModels', async () => {
+    const pages = [];
+    for await (const page of client.listModels({ space: 'default' }, { limit: 1, include_archived: true })) pages.push(page);
+    expect(pages.length).toBeGreaterThanOrEqual(1);
+    expect(pages.flatMap((p) => p.items.map((m) => m.id))).toContain(productId);
+    expect(pages.at(-1)!.hasMore).toBe(false);
+  }, 30_000);
+});
