@@ -238,7 +238,7 @@ async function openFileSink(path: string, resume: boolean, total: number, hash: 
   if (!isNode) {
     throw new TypeError('downloadArtifact: a file path works in Node only; pass a WritableStream in browsers');
   }
-  const fs = await import('node:fs/promises');
+  const fs = await import(/* webpackIgnore: true */ 'node:fs/promises');
   const partPath = `${path}.part`;
   let initialBytes = 0;
   if (resume) {

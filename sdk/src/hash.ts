@@ -1,5 +1,9 @@
+import { createSHA256 } from 'hash-wasm';
+import { isNode } from './runtime.js';
+
 // SHA-256 that is fast where it can be: node:crypto in Node (native, several times faster than
-// WebAssembly), hash-wasm elsewhere (browsers have no incremental SHA-256 of their own).
+// WebAssembly), hash-wasm elsewhere (browsers have no incremental SHA-256 of their own). hash-wasm
+// is imported statically so bundlers keep only its SHA-256; its WebAssembly compiles on first use.
 
 export interface Sha256 {
   update(data: Uint8Array): void;
@@ -7,13 +11,11 @@ export interface Sha256 {
   digest(): Uint8Array;
 }
 
-import { isNode } from './runtime.js';
-
 type NodeCrypto = typeof import('node:crypto');
 let nodeCrypto: Promise<NodeCrypto | null> | undefined;
 
 function loadNodeCrypto(): Promise<NodeCrypto | null> {
-  nodeCrypto ??= isNode ? import('node:crypto').catch(() => null) : Promise.resolve(null);
+  nodeCrypto ??= isNode ? import(/* webpackIgnore: true */ 'node:crypto').catch(() => null) : Promise.resolve(null);
   return nodeCrypto;
 }
 
@@ -27,7 +29,11 @@ export async function createSha256(): Promise<Sha256> {
       digest: () => new Uint8Array(hash.digest()),
     };
   }
-  const { createSHA256 } = await import('hash-wasm');
+  return createWasmSha256();
+}
+
+/** The incremental SHA-256 used where node:crypto is not available (browsers). */
+export async function createWasmSha256(): Promise<Sha256> {
   const hasher = await createSHA256();
   hasher.init();
   return {
@@ -45,7 +51,7 @@ export async function sha256Of(data: Uint8Array): Promise<Uint8Array> {
     // WebCrypto is native but only exists in secure contexts; hash-wasm covers the rest.
     return new Uint8Array(await subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
   }
-  const hash = await createSha256();
+  const hash = await createWasmSha256();
   hash.update(data);
   return hash.digest();
 }

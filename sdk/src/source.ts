@@ -55,7 +55,7 @@ async function openFile(path: string): Promise<ChunkReader> {
   if (!isNode) {
     throw new TypeError('uploadArtifact: a file path works in Node only; pass a Blob or File in browsers');
   }
-  const [{ open }, { basename }] = await Promise.all([import('node:fs/promises'), import('node:path')]);
+  const [{ open }, { basename }] = await Promise.all([import(/* webpackIgnore: true */ 'node:fs/promises'), import(/* webpackIgnore: true */ 'node:path')]);
   const handle = await open(path, 'r');
   try {
     const stats = await handle.stat();
