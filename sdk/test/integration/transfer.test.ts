@@ -155,6 +155,48 @@ describe('SDK against the real server', () => {
     expect(await sha256OfFile(target)).toBe(sha256);
   }, 120_000);
 
+  it('continues a download that breaks off with Range, byte-identical', async () => {
+    const bytes = randomBytes(9 * MiB + 5);
+    const artifact = await client.uploadArtifact(productId, bytes, { file_name: 'adapter.bin', artifact_kind: 'adapter' });
+    const ranges: (string | null)[] = [];
+    let cut = false;
+    const flaky = createModelRepositoryClient({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      retry: { sleep: async () => {} },
+      fetch: async (request) => {
+        const response = await fetch(request);
+        if (!new URL(request.url).pathname.endsWith('/download')) return response;
+        ranges.push(request.headers.get('Range'));
+        if (cut) return response;
+        cut = true;
+        // Pass the first 4 MiB through, then fail like a dropped connection.
+        let passed = 0;
+        const reader = response.body!.getReader();
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done || passed >= 4 * MiB) {
+              await reader.cancel();
+              controller.error(new TypeError('terminated'));
+              return;
+            }
+            passed += value.byteLength;
+            controller.enqueue(value);
+          },
+        });
+        return new Response(body, { status: response.status, headers: response.headers });
+      },
+    });
+    const target = join(dir, 'adapter.bin');
+    await flaky.downloadArtifact(productId, artifact.id, { to: target });
+    expect(Buffer.compare(await readFile(target), bytes)).toBe(0);
+    expect(ranges).toHaveLength(2);
+    expect(ranges[0]).toBeNull();
+    expect(ranges[1]).toMatch(/^bytes=\d+-$/);
+    expect(Number(/\d+/.exec(ranges[1]!)![0])).toBeGreaterThanOrEqual(4 * MiB);
+  }, 60_000);
+
   it('uploads a Blob and reads it back through a WritableStream', async () => {
     const bytes = randomBytes(3 * MiB + 77);
     const blob = new Blob([bytes], { type: 'application/x-test' });
