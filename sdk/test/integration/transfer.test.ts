@@ -6,6 +6,7 @@ import { open, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type StartedServer } from '../../../test/support/server.ts';
+import { runCli } from '../../src/cli/main.ts';
 import {
   createModelRepositoryClient,
   type ArtifactUploadSession,
@@ -220,6 +221,30 @@ describe('SDK against the real server', () => {
     await client.downloadArtifact(productId, artifact.id, { to: target });
     expect((await readFile(target)).byteLength).toBe(0);
   }, 30_000);
+
+  it('model-repo uploads, lists and downloads, and explains a 404', async () => {
+    const out = { text: '', write(t: string) { this.text += t; return true; } };
+    const err = { text: '', write(t: string) { this.text += t; return true; } };
+    const io = { stdout: out, stderr: err, env: { MODEL_REPO_URL: server.baseUrl, MODEL_REPO_API_KEY: server.apiKey }, cwd: dir };
+    const source = join(dir, 'cli-model.gguf');
+    const sha256 = await writeRandomFile(source, 3 * MiB + 1);
+
+    expect(await runCli(['upload', productId, source, '--kind', 'weights', '--json'], io)).toBe(0);
+    const artifact = JSON.parse(out.text) as { id: string; sha256: string };
+    expect(artifact.sha256).toBe(sha256);
+
+    out.text = '';
+    expect(await runCli(['artifacts', 'list', productId, '--json'], io)).toBe(0);
+    expect((JSON.parse(out.text) as { id: string }[]).map((a) => a.id)).toContain(artifact.id);
+
+    out.text = '';
+    expect(await runCli(['download', productId, artifact.id, '-o', join(dir, 'cli-copy.gguf')], io)).toBe(0);
+    expect(await sha256OfFile(join(dir, 'cli-copy.gguf'))).toBe(sha256);
+
+    expect(err.text).toBe('');
+    expect(await runCli(['artifacts', 'list', '00000000-0000-4000-8000-000000000000'], io)).toBe(1);
+    expect(err.text).toMatch(/^model-repo: error: .+ \(HTTP 404 not_found, request id [^)]+\)\n$/);
+  }, 60_000);
 
   it('pages through the space with listModels', async () => {
     const pages = [];
