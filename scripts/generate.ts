@@ -27,7 +27,7 @@ async function bundledDocument(): Promise<Record<string, unknown>> {
 
 async function outputs(): Promise<Map<string, string>> {
   const doc = await bundledDocument();
-  const types = banner + astToString(await openapiTS(structuredClone(doc) as never, { alphabetize: false }));
+  const types = banner + astToString(await openapiTS(structuredClone(doc) as never, { alphabetize: false, defaultNonNullable: false }));
   return new Map([
     [resolve(root, 'server/src/generated/api.ts'), types],
     [resolve(root, 'sdk/src/generated/api.ts'), types],

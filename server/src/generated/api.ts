@@ -654,14 +654,14 @@ export interface components {
              * @description A supported model product type. Defaults to `ML Model`.
              * @default ML Model
              */
-            product_type: components["schemas"]["ProductType"];
+            product_type?: components["schemas"]["ProductType"];
             /** @description Source platform or provider. */
             provider?: string;
             /**
              * @description Environment label; common values are `development`, `staging` and `production`. Defaults to `development`.
              * @default development
              */
-            environment: string;
+            environment?: string;
             /** @description Governance risk classification. */
             risk_classification?: components["schemas"]["RiskClassification"];
             /** @description Lifecycle stage. */
@@ -682,7 +682,7 @@ export interface components {
              * @description Deployment status. Defaults to `development`.
              * @default development
              */
-            deployment_status: components["schemas"]["DeploymentStatus"];
+            deployment_status?: components["schemas"]["DeploymentStatus"];
             /**
              * Format: uri
              * @description Serving endpoint or operational URL (an absolute URI).
@@ -795,7 +795,7 @@ export interface components {
              * @description Kind of release. Defaults to `minor`.
              * @default minor
              */
-            version_type: components["schemas"]["VersionType"];
+            version_type?: components["schemas"]["VersionType"];
             /**
              * Format: date
              * @description Release date (`YYYY-MM-DD`).
@@ -808,7 +808,7 @@ export interface components {
              *     first version of a product is always current. Default `false`.
              * @default false
              */
-            is_current: boolean;
+            is_current?: boolean;
         };
         /** @enum {string} */
         ArtifactStatus: "available" | "deleted" | "failed";
@@ -898,7 +898,7 @@ export interface components {
             /** @description Expected SHA-256 hex digest, checked at completion. */
             sha256?: components["schemas"]["Sha256"];
             /** @default model_binary */
-            artifact_kind: components["schemas"]["ArtifactKind"];
+            artifact_kind?: components["schemas"]["ArtifactKind"];
             /** @description Human-readable artifact version label. */
             version_label?: string;
             /**
@@ -915,7 +915,7 @@ export interface components {
              * @description Mark the completed artifact as the product's current artifact.
              * @default false
              */
-            is_current: boolean;
+            is_current?: boolean;
             /** @description External artifact URI metadata. */
             external_uri?: string;
             /** @description Additional artifact metadata (at most 64 KiB). `metadata.format` names the model format. */
