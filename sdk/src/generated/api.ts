@@ -861,7 +861,7 @@ export interface components {
              * @description The artifact bytes.
              */
             file: string;
-            /** @description Defaults to the file part's file name. */
+            /** @description Defaults to the file part's file name. Any characters but NUL are kept as given. */
             file_name?: string;
             content_type?: string;
             sha256?: components["schemas"]["Sha256"];
@@ -887,8 +887,9 @@ export interface components {
          */
         ArtifactUploadCreate: {
             /**
-             * @description Original file name. Any characters are accepted and kept as given; the name is never used
-             *     as a storage path, and downloads send it in a sanitized `Content-Disposition`.
+             * @description Original file name. Any characters but NUL (U+0000) are accepted and kept as given (`/`,
+             *     `\`, `..`, other control characters, any script); the name is never used as a storage
+             *     path, and downloads send it in a sanitized `Content-Disposition`.
              */
             file_name: string;
             /** @description MIME content type. */
