@@ -127,6 +127,8 @@ export function createApp(deps: AppDeps): express.Express {
       ignoreUndocumented: false,
       fileUploader: {
         storage: multipartStorage(services),
+        // File names arrive as raw UTF-8 in multipart headers (what browsers send); busboy's default is latin1.
+        defParamCharset: 'utf8',
         limits: { files: 1, fields: 20, fieldSize: 65_536, parts: 24, fileSize: config.maxArtifactSizeBytes },
       },
     }),

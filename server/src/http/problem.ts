@@ -56,6 +56,8 @@ function describeFieldErrors(fieldErrors: FieldError[]): string {
 export function toAppError(err: unknown, req?: Request): AppError | undefined {
   if (err instanceof AppError) return err;
   if (typeof err !== 'object' || err === null) return undefined;
+  // An AppError wrapped by a library that only passes its own errors on (the validator's multer step).
+  if ((err as { cause?: unknown }).cause instanceof AppError) return (err as { cause: AppError }).cause;
   const e = err as HttpishError;
   const status = e.status ?? e.statusCode;
   // body-parser: malformed JSON, too large, bad charset

@@ -1,6 +1,219 @@
-/** Stored artifacts. (Placeholder until the artifacts work lands.) */
+/**
+ * Stored artifacts: list, read, download, delete, and the single-request (multipart) upload.
+ * The chunked upload that creates most artifacts lives in uploads.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { components } from '../generated/api.ts';
+import { errors } from '../errors.ts';
+import { requireProductEdit, requireProductView } from '../access/index.ts';
+import { LIMITS, ModelArtifact, Product, type User } from '../persistence/entities.ts';
+import type { Em } from '../persistence/orm.ts';
+import { isUuid } from '../persistence/queries.ts';
+import { BlobNotFoundError, BlobTooLargeError } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
+import { checkJsonSize } from './models.ts';
+import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
+import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts';
+
+export type ArtifactMultipartFields = Omit<components['schemas']['ArtifactMultipartUpload'], 'file'>;
+
+/** Presigned download URLs live this long. */
+export const DOWNLOAD_URL_TTL_SECONDS = 300;
+
+/** Same rule as the initiation's `content_type` in the spec. */
+const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
+
+const artifactNotFound = (id: string) => errors.notFound(`Artifact '${id}' was not found.`);
+
+/** A file part already streamed into storage by the multipart engine (http/multipart.ts). */
+export interface StoredFile {
+  key: string;
+  artifactId: string;
+  productId: string;
+  size: number;
+  sha256: string;
+  /** The part's own file name and type, the defaults of `file_name` and `content_type`. */
+  originalName: string;
+  mimeType: string;
+}
 
 export class ArtifactService {
   constructor(readonly deps: ServiceDeps) {}
+
+  async list(em: Em, user: User, productId: string): Promise<ModelArtifactResponse[]> {
+    const { product } = await requireProductView(em, user, productId);
+    const rows = await em.find(
+      ModelArtifact,
+      { product: product.id, status: { $ne: 'deleted' } },
+      { orderBy: [{ created_at: 'desc' }, { id: 'desc' }] },
+    );
+    return rows.map(artifactResponse);
+  }
+
+  async get(em: Em, user: User, productId: string, artifactId: string): Promise<ModelArtifactResponse> {
+    return artifactResponse(await this.find(em, user, productId, artifactId, 'view'));
+  }
+
+  /** A non-deleted artifact of a product the user may view (or edit); 404 otherwise. */
+  async find(em: Em, user: User, productId: string, artifactId: string, need: 'view' | 'edit'): Promise<ModelArtifact> {
+    const { product } = need === 'edit' ? await requireProductEdit(em, user, productId) : await requireProductView(em, user, productId);
+    if (!isUuid(artifactId)) throw artifactNotFound(artifactId);
+    const artifact = await em.findOne(ModelArtifact, { id: artifactId.toLowerCase(), product: product.id, status: { $ne: 'deleted' } });
+    if (!artifact) throw artifactNotFound(artifactId);
+    return artifact;
+  }
+
+  /** For downloads: only `available` artifacts have bytes to serve. */
+  async findDownloadable(em: Em, user: User, productId: string, artifactId: string): Promise<ModelArtifact> {
+    const artifact = await this.find(em, user, productId, artifactId, 'view');
+    if (artifact.status !== 'available') throw artifactNotFound(artifactId);
+    return artifact;
+  }
+
+  /** Streams the bytes (or the inclusive range); 404 `Artifact file not found` when they are gone. */
+  async open(artifact: ModelArtifact, range?: { start: number; end: number }): Promise<Readable> {
+    try {
+      return await this.deps.storage.get(artifact.storage_key, range);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw this.missingBytes(artifact);
+      throw err;
+    }
+  }
+
+  /** 404 `Artifact file not found` unless the bytes are in storage. */
+  async assertBytesPresent(artifact: ModelArtifact): Promise<void> {
+    if ((await this.deps.storage.head(artifact.storage_key)) === null) throw this.missingBytes(artifact);
+  }
+
+  /** A short-lived URL to redirect to, or null when the backend serves no URLs (fs). */
+  async downloadUrl(artifact: ModelArtifact): Promise<string | null> {
+    const { storage } = this.deps;
+    const url = await storage.downloadUrl(artifact.storage_key, {
+      fileName: artifact.file_name,
+      contentType: artifact.content_type,
+      expiresInSeconds: DOWNLOAD_URL_TTL_SECONDS,
+    });
+    if (url !== null) await this.assertBytesPresent(artifact);
+    return url;
+  }
+
+  private missingBytes(artifact: ModelArtifact) {
+    this.deps.logger.error({ artifact_id: artifact.id, key: artifact.storage_key }, 'artifact bytes are missing from storage');
+    return errors.artifactFileNotFound();
+  }
+
+  /**
+   * Marks the artifact deleted (kept for audit, no longer current) and removes its bytes. When the
+   * storage delete fails the sweeper retries it (`bytes_removed_at` stays null).
+   */
+  async remove(em: Em, user: User, productId: string, artifactId: string): Promise<void> {
+    const artifact = await this.find(em, user, productId, artifactId, 'edit');
+    const now = new Date();
+    const marked = await em.transactional(async (tx) => {
+      const n = await tx.nativeUpdate(
+        ModelArtifact,
+        { id: artifact.id, status: { $ne: 'deleted' } },
+        { status: 'deleted', is_current: false, deleted_at: now, updated_at: now },
+      );
+      if (n === 1) await tx.nativeUpdate(Product, { id: artifact.product.id }, { updated_at: now });
+      return n;
+    });
+    if (marked !== 1) throw artifactNotFound(artifactId); // deleted concurrently
+    try {
+      await this.deps.storage.delete(artifact.storage_key);
+      await em.nativeUpdate(ModelArtifact, { id: artifact.id, bytes_removed_at: null }, { bytes_removed_at: new Date() });
+    } catch (err) {
+      this.deps.logger.warn({ err, artifact_id: artifact.id }, 'could not remove the bytes of a deleted artifact; the sweeper retries');
+    }
+  }
+
+  // ─── single-request upload ─────────────────────────────────────────────────────────────
+
+  /** Checked by the multipart engine before it stores a byte. */
+  async prepareMultipart(em: Em, user: User, productId: string): Promise<{ productId: string; artifactId: string; key: string; maxBytes: number }> {
+    const { product } = await requireProductEdit(em, user, productId);
+    const artifactId = randomUUID();
+    return { productId: product.id, artifactId, key: artifactKey(product.id, artifactId), maxBytes: this.deps.config.maxArtifactSizeBytes };
+  }
+
+  /** A stored file exceeding the limit: map the storage error. */
+  tooLarge(err: unknown): unknown {
+    if (err instanceof BlobTooLargeError) {
+      return errors.payloadTooLarge(`The file is larger than this server's maximum artifact size of ${this.deps.config.maxArtifactSizeBytes} bytes.`);
+    }
+    return err;
+  }
+
+  /**
+   * Creates the artifact for a file the multipart engine stored, after checking the other form
+   * fields. The caller deletes the stored bytes when this throws.
+   */
+  async createFromMultipart(em: Em, user: User, productId: string, file: StoredFile, fields: ArtifactMultipartFields): Promise<ModelArtifactResponse> {
+    const { product } = await requireProductEdit(em, user, productId);
+    if (product.id !== file.productId) throw new Error('stored file belongs to another product');
+    const fileName = fields.file_name ?? file.originalName;
+    if (fileName.length < 1 || fileName.length > LIMITS.file_name) {
+      throw errors.validation(`file_name must be 1 to ${LIMITS.file_name} characters (the file part's name is used when the field is absent).`, [
+        { loc: ['body', 'file_name'], msg: `must be 1 to ${LIMITS.file_name} characters`, type: 'length' },
+      ]);
+    }
+    const contentType = fields.content_type ?? (file.mimeType || 'application/octet-stream');
+    if (!CONTENT_TYPE.test(contentType) || contentType.length > LIMITS.content_type) {
+      throw errors.validation(`content_type ${JSON.stringify(contentType.slice(0, 100))} is not a MIME type such as application/octet-stream.`, [
+        { loc: ['body', 'content_type'], msg: 'must be a MIME type such as application/octet-stream', type: 'pattern' },
+      ]);
+    }
+    let metadata: Record<string, unknown> | null = null;
+    if (fields.metadata !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(fields.metadata);
+      } catch {
+        parsed = undefined;
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw errors.validation('metadata must be a JSON object, sent as text.', [{ loc: ['body', 'metadata'], msg: 'must be a JSON object', type: 'json' }]);
+      }
+      metadata = parsed as Record<string, unknown>;
+      checkJsonSize({ metadata }, ['metadata']);
+    }
+    rejectNulCharacters({ file_name: fileName, version_label: fields.version_label, external_uri: fields.external_uri, metadata });
+    if (fields.product_version_id) await requireVersionOf(em, product.id, fields.product_version_id);
+    if (fields.sha256 && fields.sha256.toLowerCase() !== file.sha256) {
+      throw errors.checksumMismatch(
+        `SHA-256 of the uploaded bytes is ${file.sha256}, expected ${fields.sha256.toLowerCase()}; the upload failed and its bytes were discarded.`,
+      );
+    }
+    const isCurrent = fields.is_current === 'true';
+    const { storage } = this.deps;
+    const now = new Date();
+    const artifact = await em.transactional(async (tx) => {
+      if (isCurrent) await tx.nativeUpdate(ModelArtifact, { product: product.id, is_current: true }, { is_current: false, updated_at: now });
+      const created = tx.create(ModelArtifact, {
+        id: file.artifactId,
+        product: product.id,
+        product_version: fields.product_version_id?.toLowerCase() ?? null,
+        training_run_id: fields.training_run_id?.toLowerCase() ?? null,
+        artifact_kind: fields.artifact_kind ?? 'model_binary',
+        version_label: fields.version_label ?? null,
+        file_name: fileName,
+        content_type: contentType,
+        size_bytes: file.size,
+        sha256: file.sha256,
+        storage_backend: storage.backend,
+        storage_key: file.key,
+        storage_uri: storage.uri(file.key),
+        external_uri: fields.external_uri ?? null,
+        status: 'available',
+        is_current: isCurrent,
+        metadata,
+        uploaded_by: user.id,
+        uploaded_at: now,
+      } as never);
+      await tx.nativeUpdate(Product, { id: product.id }, { updated_at: now });
+      return created;
+    });
+    return artifactResponse(artifact);
+  }
 }

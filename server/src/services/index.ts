@@ -29,12 +29,13 @@ export interface Services {
 }
 
 export function createServices(deps: ServiceDeps): Services {
+  const uploads = new UploadService(deps);
   return {
     models: new ModelService(deps.orm),
     versions: new VersionService(deps.orm),
-    uploads: new UploadService(deps),
+    uploads,
     artifacts: new ArtifactService(deps),
-    sweeper: new Sweeper(deps),
+    sweeper: new Sweeper(deps, uploads),
     system: new SystemService(deps),
   };
 }

@@ -1,9 +1,780 @@
-/** Chunked upload sessions. (Placeholder until the artifacts work lands: every call answers 501.) */
-import { AppError, ErrorCode } from '../errors.ts';
+/**
+ * Chunked upload sessions: initiate, take chunks (any order, in parallel, from any process),
+ * complete into an artifact, abort.
+ *
+ * Where the truth lives (DESIGN.md "Scale"): the session and its chunk list are rows; the bytes
+ * are in the BlobStore's staged upload (one sparse file on fs, a multipart upload on S3). Session
+ * rows are only changed with conditional `nativeUpdate`s, so several processes can serve one upload:
+ * - status / received_bytes: guarded by `row_version` (read, compute, update where the version is
+ *   unchanged, retry on a lost race);
+ * - the resumable prefix digest (hash_state, hashed_chunks): guarded by `hashed_chunks` and
+ *   `hash_broken` (only the holder of the state for exactly `hashed_chunks` may extend it);
+ * - completion: `status in (initialized, uploading)` → `completed` in the transaction that inserts
+ *   the artifact, so exactly one completion wins.
+ *
+ * Durability order: a chunk row is written only after putPart resolved (the bytes are durable);
+ * the artifact row only after the bytes are in their final place and their digest checked.
+ * A crash anywhere leaves a session that can be resumed or completed, never an artifact without
+ * (or with other) bytes.
+ *
+ * The prefix digest: a chunk whose index equals `hashed_chunks` when it arrives is hashed into the
+ * saved state while it streams. Chunks that arrive ahead of the prefix are folded in later by
+ * PrefixFolder, reading them back from staging where the backend can (fs). Completion uses the
+ * state when it covers every chunk (no read at all), else hashes only what is missing. Replacing a
+ * chunk that was already received sets `hash_broken` first: completion then hashes everything.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { components } from '../generated/api.ts';
+import { errors } from '../errors.ts';
+import { requireProductEdit } from '../access/index.ts';
+import {
+  ModelArtifact,
+  Product,
+  ProductVersion,
+  UploadChunk,
+  UploadSession,
+  type Product as ProductEntity,
+  type User,
+} from '../persistence/entities.ts';
+import type { Em } from '../persistence/orm.ts';
+import { isUuid } from '../persistence/queries.ts';
+import {
+  BlobNotFoundError,
+  PartLengthError,
+  StagedAbortError,
+  StagedUploadNotFoundError,
+  feed,
+  type StagedPart,
+  type StagedUpload,
+} from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
+import { checkJsonSize } from './models.ts';
+import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
+import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
+import { ResumableSha256, Sha256Worker, sha256OfStream } from './resumable-sha256.ts';
 
-export const notYet = () => new AppError(501, ErrorCode.internal, 'Not Implemented', 'Artifact uploads are not available yet.');
+export type ArtifactUploadCreate = components['schemas']['ArtifactUploadCreate'];
+export type ArtifactUploadComplete = components['schemas']['ArtifactUploadComplete'];
+export type ArtifactUploadSessionResponse = components['schemas']['ArtifactUploadSession'];
+
+const MiB = 1024 * 1024;
+/** S3 refuses parts under 5 MiB (except the last). */
+export const S3_MIN_CHUNK_SIZE = 5 * MiB;
+/** S3 allows at most 10,000 parts. */
+export const MAX_CHUNKS = 10_000;
+/** chunk_size_bytes and upload_chunks.size_bytes are 32-bit integer columns. */
+const MAX_CHUNK_SIZE = 2048 * MiB - MiB;
+/** Optimistic updates of a busy session (many chunks in parallel) retry this often. */
+const MAX_UPDATE_ATTEMPTS = 50;
+
+const WRITABLE = ['initialized', 'uploading'] as const;
+
+export const artifactKey = (productId: string, artifactId: string) => `artifacts/${productId}/${artifactId}`;
+export const artifactPath = (productId: string, artifactId: string) => `/api/v1.0/catalog/products/${productId}/model-artifacts/${artifactId}`;
+export const uploadPath = (productId: string, uploadId: string) => `/api/v1.0/catalog/products/${productId}/model-artifacts/uploads/${uploadId}`;
+
+/**
+ * The chunk size for an upload: the configured size, at least 5 MiB on S3, raised (to whole MiB)
+ * so that no upload needs more than 10,000 chunks.
+ */
+export function chooseChunkSize(configured: number, totalSize: number, backend: 'fs' | 's3'): number {
+  let size = Math.min(configured, MAX_CHUNK_SIZE);
+  if (backend === 's3') size = Math.max(size, S3_MIN_CHUNK_SIZE);
+  const floor = Math.ceil(totalSize / MAX_CHUNKS);
+  if (size < floor) size = Math.ceil(floor / MiB) * MiB;
+  return size;
+}
+
+/** Byte length of chunk `index`: the chunk size, or the remainder for the last chunk. */
+export function chunkLength(s: Pick<UploadSession, 'chunk_count' | 'chunk_size_bytes' | 'total_size_bytes'>, index: number): number {
+  return index < s.chunk_count - 1 ? s.chunk_size_bytes : s.total_size_bytes - s.chunk_size_bytes * (s.chunk_count - 1);
+}
+
+const stagedOf = (s: UploadSession): StagedUpload => ({ key: s.staging_key, uploadId: s.storage_upload_id ?? null });
+const isExpired = (s: UploadSession, now = new Date()) => s.expires_at.getTime() <= now.getTime();
+const sessionNotFound = (id: string) => errors.notFound(`Upload session '${id}' was not found.`);
+
+/** One chunk being received by this process (see UploadService.putChunk). */
+interface ChunkWrite {
+  stop(reason: Error): void;
+  settled: Promise<void>;
+}
+
+/** Thrown inside a completion transaction that lost the race for the session. */
+class LostRace extends Error {}
 
 export class UploadService {
-  constructor(readonly deps: ServiceDeps) {}
+  /** Chunks being received by this process, per session and index. */
+  private readonly writes = new Map<string, Map<number, ChunkWrite>>();
+  /** Sessions this process is completing or aborting: new chunks for them are refused. */
+  private readonly closing = new Set<string>();
+  readonly folder: PrefixFolder;
+  /** Runs the resumable (slow) SHA-256 off the event loop. */
+  private readonly hashWorker = new Sha256Worker();
+  /**
+   * Whether staged parts can be read back (fs): then chunks are folded into the prefix digest on
+   * the worker thread after they are stored; otherwise (s3) a chunk extends the prefix while it
+   * streams, when it is the next one.
+   */
+  private readonly foldsStaged: boolean;
+
+  constructor(readonly deps: ServiceDeps) {
+    this.foldsStaged = deps.storage.backend !== 's3';
+    this.folder = new PrefixFolder(deps, this.hashWorker, this.foldsStaged);
+  }
+
+  /** Stops the hash worker thread (graceful shutdown, tests). */
+  async close(): Promise<void> {
+    await this.folder.idle();
+    await this.hashWorker.close();
+  }
+
+  // ─── reading ───────────────────────────────────────────────────────────────────────────
+
+  async get(em: Em, user: User, productId: string, uploadId: string): Promise<ArtifactUploadSessionResponse> {
+    const { session } = await this.load(em, user, productId, uploadId);
+    return this.response(em, session);
+  }
+
+  private async load(em: Em, user: User, productId: string, uploadId: string): Promise<{ product: ProductEntity; session: UploadSession }> {
+    const { product } = await requireProductEdit(em, user, productId);
+    if (!isUuid(uploadId)) throw sessionNotFound(uploadId);
+    const session = await this.reload(em, uploadId.toLowerCase(), product.id);
+    if (!session || session.status === 'aborted') throw sessionNotFound(uploadId);
+    return { product, session };
+  }
+
+  /** The session as the database has it now (never from an identity map). */
+  private reload(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
+    return em.fork().findOne(UploadSession, productId ? { id, product: productId } : { id });
+  }
+
+  /** Indexes of the chunks received so far, ascending (or whether `only` was received). */
+  private async receivedIndexes(em: Em, sessionId: string, only?: number): Promise<number[]> {
+    const rows = await em
+      .createQueryBuilder(UploadChunk, 'c')
+      .select(['c.chunk_index'])
+      .where(only === undefined ? { session: sessionId } : { session: sessionId, chunk_index: only })
+      .orderBy({ chunk_index: 'asc' })
+      .execute<{ chunk_index: number }[]>('all', false);
+    return rows.map((r) => Number(r.chunk_index));
+  }
+
+  private async response(em: Em, s: UploadSession, received?: number[]): Promise<ArtifactUploadSessionResponse> {
+    const chunks = received ?? (await this.receivedIndexes(em, s.id));
+    const status = (WRITABLE as readonly string[]).includes(s.status) && isExpired(s) ? 'expired' : s.status;
+    return {
+      id: s.id,
+      product_id: s.product.id,
+      file_name: s.file_name,
+      content_type: s.content_type,
+      total_size_bytes: s.total_size_bytes,
+      chunk_size_bytes: s.chunk_size_bytes,
+      chunk_count: s.chunk_count,
+      expected_sha256: s.expected_sha256 ?? null,
+      received_bytes: s.received_bytes,
+      received_chunks: chunks,
+      status: status as ArtifactUploadSessionResponse['status'],
+      artifact_id: s.status === 'completed' ? s.artifact_id : null,
+      expires_at: s.expires_at.toISOString(),
+      created_at: s.created_at.toISOString(),
+      completed_at: s.completed_at ? s.completed_at.toISOString() : null,
+    };
+  }
+
+  /** 409 for a completed or failed session, 410 (and status `expired`) past expires_at. */
+  private async assertWritable(em: Em, s: UploadSession, now = new Date()): Promise<void> {
+    if (s.status === 'completed') throw errors.uploadNotWritable(`Upload session ${s.id} is completed and takes no more chunks.`);
+    if (s.status === 'failed') {
+      throw errors.uploadNotWritable(`Upload session ${s.id} failed${s.failure_reason ? ` (${s.failure_reason})` : ''}; start a new upload.`);
+    }
+    if (s.status === 'aborted') throw sessionNotFound(s.id);
+    if (s.status === 'expired' || isExpired(s, now)) {
+      await em.nativeUpdate(
+        UploadSession,
+        { id: s.id, status: { $in: [...WRITABLE] } },
+        { status: 'expired', updated_at: now, row_version: raw('row_version + 1') },
+      );
+      throw errors.uploadExpired();
+    }
+  }
+
+  // ─── initiate ──────────────────────────────────────────────────────────────────────────
+
+  async initiate(em: Em, user: User, productId: string, body: ArtifactUploadCreate): Promise<ArtifactUploadSessionResponse> {
+    const { product } = await requireProductEdit(em, user, productId);
+    const { config, storage } = this.deps;
+    if (body.total_size_bytes > config.maxArtifactSizeBytes) {
+      throw errors.payloadTooLarge(
+        `total_size_bytes ${body.total_size_bytes} exceeds this server's maximum artifact size of ${config.maxArtifactSizeBytes} bytes.`,
+      );
+    }
+    checkJsonSize(body as Record<string, unknown>, ['metadata']);
+    rejectNulCharacters({ file_name: body.file_name, version_label: body.version_label, external_uri: body.external_uri, metadata: body.metadata });
+    if (body.product_version_id) await requireVersionOf(em, product.id, body.product_version_id);
+
+    const total = body.total_size_bytes;
+    const chunkSize = chooseChunkSize(config.uploadChunkSizeBytes, total, storage.backend);
+    const chunkCount = Math.ceil(total / chunkSize);
+    const artifactId = randomUUID();
+    const key = artifactKey(product.id, artifactId);
+    const now = new Date();
+    const [staged, initialState] = await Promise.all([
+      storage.beginStaged(key, { totalSize: total, contentType: body.content_type }),
+      ResumableSha256.initialState(),
+    ]);
+    try {
+      const session = em.create(UploadSession, {
+        product: product.id,
+        artifact_id: artifactId,
+        file_name: body.file_name,
+        content_type: body.content_type,
+        total_size_bytes: total,
+        chunk_size_bytes: chunkSize,
+        chunk_count: chunkCount,
+        expected_sha256: body.sha256 ?? null,
+        artifact_kind: body.artifact_kind ?? 'model_binary',
+        version_label: body.version_label ?? null,
+        product_version_id: body.product_version_id?.toLowerCase() ?? null,
+        training_run_id: body.training_run_id?.toLowerCase() ?? null,
+        is_current: body.is_current ?? false,
+        external_uri: body.external_uri ?? null,
+        metadata: body.metadata ?? null,
+        status: 'initialized',
+        received_bytes: 0,
+        storage_backend: storage.backend,
+        staging_key: key,
+        storage_upload_id: staged.uploadId,
+        hash_state: initialState,
+        hashed_chunks: 0,
+        hash_broken: false,
+        created_by: user.id,
+        expires_at: new Date(now.getTime() + config.uploadSessionTtlSeconds * 1000),
+      } as never);
+      await em.flush();
+      return await this.response(em, session, []);
+    } catch (err) {
+      await storage.abortStaged(staged).catch(() => {});
+      throw err;
+    }
+  }
+
+  // ─── chunks ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Streams one chunk into the staged upload. `body` is the request: on a length or digest error
+   * it is left partly unread (the caller closes the connection). Nothing is recorded unless the
+   * bytes are durable and verified.
+   */
+  async putChunk(
+    em: Em,
+    user: User,
+    productId: string,
+    uploadId: string,
+    index: number,
+    body: Readable,
+    headers: { contentLength?: number; contentDigest?: string },
+  ): Promise<ArtifactUploadSessionResponse> {
+    const { session } = await this.load(em, user, productId, uploadId);
+    await this.assertWritable(em, session);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= session.chunk_count) {
+      throw errors.chunkIndexOutOfRange(
+        session.chunk_count === 0
+          ? `Upload session ${session.id} is for an empty file and takes no chunks; complete it.`
+          : `Chunk index ${index} is out of range: this upload has ${session.chunk_count} chunk(s), 0 to ${session.chunk_count - 1}.`,
+      );
+    }
+    const expected = chunkLength(session, index);
+    if (headers.contentLength !== undefined && headers.contentLength !== expected) {
+      throw errors.chunkSizeMismatch(`Chunk ${index} must be exactly ${expected} bytes; received ${headers.contentLength}.`);
+    }
+    const digest = parseContentDigest(headers.contentDigest);
+    if (this.closing.has(session.id)) {
+      throw errors.uploadNotWritable(`Upload session ${session.id} is being completed or aborted and takes no more chunks.`);
+    }
+
+    // One writer per chunk in this process: a re-send stops an older request still streaming the
+    // same chunk (its client has given up on it) before writing, so the two never overlap.
+    const writes = this.writes.get(session.id) ?? new Map<number, ChunkWrite>();
+    this.writes.set(session.id, writes);
+    const older = writes.get(index);
+    let release!: () => void;
+    const settled = new Promise<void>((resolve) => (release = resolve));
+    const stopper = { reason: null as Error | null, stream: null as ChunkBody | null };
+    const mine: ChunkWrite = {
+      stop: (reason) => {
+        stopper.reason = reason;
+        stopper.stream?.destroy(reason);
+      },
+      settled,
+    };
+    writes.set(index, mine);
+    try {
+      if (older) {
+        older.stop(errors.conflict(`Chunk ${index} was sent again while this request was still streaming it.`));
+        await older.settled;
+      }
+      const replace = (await this.receivedIndexes(em, session.id, index)).length > 0;
+      if (replace) {
+        // The bytes in staging are about to change under the prefix digest: from now on
+        // completion hashes everything (a torn or different chunk can never slip through).
+        await em.nativeUpdate(UploadSession, { id: session.id }, { hash_broken: true });
+      }
+      const prefix =
+        !this.foldsStaged && !replace && !session.hash_broken && session.hashed_chunks === index && session.hash_state
+          ? await ResumableSha256.load(session.hash_state)
+          : null;
+
+      const chunk = new ChunkBody(expected, digest, prefix);
+      // Its errors reach us through putPart; this listener only keeps one raised before putPart
+      // is listening (a short body can be rejected before storage opened its file) from being fatal.
+      chunk.on('error', () => {});
+      stopper.stream = chunk;
+      if (stopper.reason) throw stopper.reason;
+      const detach = feed(body, chunk);
+      let etag: string | null;
+      try {
+        ({ etag } = await this.deps.storage.putPart(stagedOf(session), {
+          index,
+          offset: index * session.chunk_size_bytes,
+          size: expected,
+          body: chunk,
+          replace,
+        }));
+      } catch (err) {
+        throw await this.chunkFailure(em, session, index, err, stopper.reason, body);
+      } finally {
+        detach();
+      }
+      return await this.recordChunk(em, session, index, { size: expected, sha256: chunk.sha256, etag }, replace, prefix);
+    } finally {
+      if (writes.get(index) === mine) writes.delete(index);
+      if (writes.size === 0 && this.writes.get(session.id) === writes) this.writes.delete(session.id);
+      release();
+    }
+  }
+
+  /** What a failed putPart means for the client. */
+  private async chunkFailure(em: Em, session: UploadSession, index: number, err: unknown, stopped: Error | null, body: Readable): Promise<unknown> {
+    if (stopped) return stopped;
+    if (err instanceof PartLengthError) {
+      return errors.chunkSizeMismatch(
+        `Chunk ${index} must be exactly ${err.expected} bytes; received ${err.tooLong ? `more (cut off after ${err.received})` : err.received}.`,
+      );
+    }
+    if (err instanceof ChunkDigestError) return errors.chunkDigestMismatch(`Chunk ${index} does not match its Content-Digest; it was not stored.`);
+    if (err instanceof StagedUploadNotFoundError) {
+      // Completed, aborted or swept while this chunk streamed.
+      const now = await this.reload(em, session.id);
+      if (!now || now.status === 'aborted') return sessionNotFound(session.id);
+      try {
+        await this.assertWritable(em, now);
+      } catch (e) {
+        return e;
+      }
+      return errors.uploadNotWritable(`The staged bytes of upload session ${session.id} are gone; complete the upload or start a new one.`);
+    }
+    if (body.destroyed || (body as Readable & { aborted?: boolean }).aborted) {
+      return errors.badRequest(`The body of chunk ${index} ended before its ${chunkLength(session, index)} bytes arrived; nothing was stored.`);
+    }
+    return err;
+  }
+
+  /**
+   * Bytes are durable: record the chunk, extend the prefix digest, count the bytes. The counter is
+   * one atomic conditional update (`received_bytes + size` only for a chunk index seen the first
+   * time), so parallel chunks from any number of processes never lose an update or retry.
+   */
+  private async recordChunk(
+    em: Em,
+    session: UploadSession,
+    index: number,
+    chunk: { size: number; sha256: string; etag: string | null },
+    replace: boolean,
+    prefix: ResumableSha256 | null,
+  ): Promise<ArtifactUploadSessionResponse> {
+    const now = new Date();
+    const row = { size_bytes: chunk.size, sha256: chunk.sha256, etag: chunk.etag, received_at: now };
+    let added = 0;
+    if (!replace) {
+      try {
+        await em.insert(UploadChunk, { id: randomUUID(), session: session.id, chunk_index: index, ...row } as never);
+        added = chunk.size;
+      } catch (err) {
+        if (!(err instanceof UniqueConstraintViolationException)) throw err;
+        replace = true; // a twin request recorded this index first
+      }
+    }
+    if (replace) await em.nativeUpdate(UploadChunk, { session: session.id, chunk_index: index }, row);
+    if (prefix) {
+      await em.nativeUpdate(
+        UploadSession,
+        { id: session.id, hashed_chunks: index, hash_broken: false },
+        { hash_state: prefix.save(), hashed_chunks: index + 1 },
+      );
+    }
+    const counted = await em.nativeUpdate(
+      UploadSession,
+      { id: session.id, status: { $in: [...WRITABLE] } },
+      {
+        received_bytes: raw('received_bytes + ?', [added]),
+        status: 'uploading',
+        updated_at: now,
+        row_version: raw('row_version + 1'),
+      },
+    );
+    if (counted !== 1) {
+      // Completed, failed, aborted or expired while this chunk streamed: its bytes will not be used.
+      const current = await this.reload(em, session.id);
+      if (!current || current.status === 'aborted') throw sessionNotFound(session.id);
+      await this.assertWritable(em, current);
+      throw errors.uploadNotWritable(`Upload session ${session.id} no longer takes chunks.`);
+    }
+    this.folder.kick(session.id);
+    // Every chunk's size follows from its index, so the indexes give the byte count too.
+    const received = await this.receivedIndexes(em, session.id);
+    session.status = 'uploading';
+    session.received_bytes = received.reduce((sum, i) => sum + chunkLength(session, i), 0);
+    return this.response(em, session, received);
+  }
+
+  /** Stops this process's writers of a session and keeps new ones out until `done` is called. */
+  private async quiesce(sessionId: string, why: string): Promise<() => void> {
+    this.closing.add(sessionId);
+    const writes = [...(this.writes.get(sessionId)?.values() ?? [])];
+    for (const w of writes) w.stop(errors.uploadNotWritable(`Upload session ${sessionId} is being ${why}; the chunk was not stored.`));
+    await Promise.all(writes.map((w) => w.settled));
+    return () => this.closing.delete(sessionId);
+  }
+
+  // ─── complete ──────────────────────────────────────────────────────────────────────────
+
+  async complete(
+    em: Em,
+    user: User,
+    productId: string,
+    uploadId: string,
+    body: ArtifactUploadComplete | undefined,
+  ): Promise<{ artifact: ModelArtifactResponse; created: boolean }> {
+    const loaded = await this.load(em, user, productId, uploadId);
+    const existing = await this.completedArtifact(em, loaded.session);
+    if (existing) return { artifact: existing, created: false };
+    await this.assertWritable(em, loaded.session);
+    const missing = await this.missingChunks(em, loaded.session);
+    if (missing.length > 0) throw errors.uploadIncomplete(missing);
+
+    const done = await this.quiesce(loaded.session.id, 'completed');
+    try {
+      await this.folder.settle(loaded.session.id);
+      const session = (await this.reload(em, loaded.session.id))!;
+      const again = await this.completedArtifact(em, session);
+      if (again) return { artifact: again, created: false };
+      await this.assertWritable(em, session);
+      return await this.commit(em, user, session, body ?? {});
+    } finally {
+      done();
+    }
+  }
+
+  private async completedArtifact(em: Em, s: UploadSession): Promise<ModelArtifactResponse | null> {
+    if (s.status !== 'completed') return null;
+    const artifact = await em.fork().findOne(ModelArtifact, { id: s.artifact_id });
+    if (!artifact) throw new Error(`Upload session ${s.id} is completed but artifact ${s.artifact_id} does not exist`);
+    return artifactResponse(artifact);
+  }
+
+  private async missingChunks(em: Em, s: UploadSession): Promise<number[]> {
+    const received = new Set(await this.receivedIndexes(em, s.id));
+    const missing: number[] = [];
+    for (let i = 0; i < s.chunk_count; i++) if (!received.has(i)) missing.push(i);
+    return missing;
+  }
+
+  private async commit(
+    em: Em,
+    user: User,
+    session: UploadSession,
+    body: ArtifactUploadComplete,
+  ): Promise<{ artifact: ModelArtifactResponse; created: boolean }> {
+    const { storage, logger } = this.deps;
+    const chunks = await em.fork().find(UploadChunk, { session: session.id }, { orderBy: { chunk_index: 'asc' } });
+    if (chunks.length !== session.chunk_count) throw errors.uploadIncomplete(await this.missingChunks(em, session));
+    const parts: StagedPart[] = chunks.map((c) => ({ index: c.chunk_index, size: c.size_bytes, etag: c.etag ?? null }));
+    const key = session.staging_key;
+    const meta = { totalSize: session.total_size_bytes, contentType: session.content_type };
+
+    // 1. Bytes to their final place (idempotent: a retry after a crash finds them there).
+    try {
+      await storage.commitStaged(stagedOf(session), parts, meta);
+    } catch (err) {
+      if (!(err instanceof StagedUploadNotFoundError)) throw err;
+      await this.fail(em, session, 'the staged bytes were gone at completion');
+      throw errors.uploadNotWritable(`The staged bytes of upload session ${session.id} are gone; start a new upload.`);
+    }
+
+    // 2. The digest: from the saved prefix state when it covers everything, else read what is missing.
+    let sha256: string;
+    try {
+      sha256 = await this.digest(session);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) {
+        await this.fail(em, session, 'the committed bytes vanished before they were verified');
+        throw errors.uploadNotWritable(`The bytes of upload session ${session.id} are gone; start a new upload.`);
+      }
+      throw err;
+    }
+    const expected = [session.expected_sha256, body.sha256].filter((d): d is string => typeof d === 'string');
+    const wrong = expected.find((d) => d.toLowerCase() !== sha256);
+    if (wrong !== undefined) {
+      await storage.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete the bytes of a failed upload'));
+      await this.fail(em, session, `checksum mismatch: got ${sha256}, expected ${wrong}`, true);
+      throw errors.checksumMismatch(
+        `SHA-256 of the uploaded bytes is ${sha256}, expected ${wrong.toLowerCase()}; the upload failed and its bytes were discarded.`,
+      );
+    }
+
+    // 3. The rows, in one transaction; exactly one completion wins.
+    const isCurrent = body.is_current ?? session.is_current;
+    const now = new Date();
+    try {
+      const artifact = await em.transactional(async (tx) => {
+        const won = await tx.nativeUpdate(
+          UploadSession,
+          { id: session.id, status: { $in: [...WRITABLE] } },
+          { status: 'completed', completed_at: now, cleaned_at: now, updated_at: now, row_version: raw('row_version + 1') },
+        );
+        if (won !== 1) throw new LostRace();
+        if (isCurrent) {
+          await tx.nativeUpdate(ModelArtifact, { product: session.product.id, is_current: true }, { is_current: false, updated_at: now });
+        }
+        const created = tx.create(ModelArtifact, {
+          id: session.artifact_id,
+          product: session.product.id,
+          product_version: session.product_version_id ?? null,
+          training_run_id: session.training_run_id ?? null,
+          artifact_kind: session.artifact_kind,
+          version_label: session.version_label ?? null,
+          file_name: session.file_name,
+          content_type: session.content_type,
+          size_bytes: session.total_size_bytes,
+          sha256,
+          storage_backend: storage.backend,
+          storage_key: key,
+          storage_uri: storage.uri(key),
+          external_uri: session.external_uri ?? null,
+          status: 'available',
+          is_current: isCurrent,
+          metadata: session.metadata ?? null,
+          uploaded_by: user.id,
+          uploaded_at: now,
+        } as never);
+        await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
+        return created;
+      });
+      return { artifact: artifactResponse(artifact), created: true };
+    } catch (err) {
+      if (!(err instanceof LostRace)) throw err;
+      const after = (await this.reload(em, session.id))!;
+      const theirs = await this.completedArtifact(em, after);
+      if (theirs) return { artifact: theirs, created: false };
+      // Aborted or expired meanwhile: the committed bytes belong to nobody.
+      await storage.delete(key).catch(() => {});
+      if (after.status === 'aborted') throw sessionNotFound(session.id);
+      await this.assertWritable(em, after);
+      throw errors.uploadNotWritable(`Upload session ${session.id} changed during completion; retry.`);
+    }
+  }
+
+  /** SHA-256 (hex) of the committed bytes, reading as little as the saved prefix state allows. */
+  private async digest(s: UploadSession): Promise<string> {
+    const { storage } = this.deps;
+    const total = s.total_size_bytes;
+    const usable = !s.hash_broken && s.hash_state;
+    if (usable && s.hashed_chunks >= s.chunk_count) return (await ResumableSha256.load(s.hash_state!)).hex();
+    const offset = usable ? s.hashed_chunks * s.chunk_size_bytes : 0;
+    // hash-wasm runs at roughly a quarter of node:crypto's speed: resuming pays off only when
+    // little is missing; otherwise one node:crypto pass over everything is faster.
+    if (usable && (total - offset) * 4 <= total) {
+      const { state } = await this.hashWorker.extend(s.hash_state!, await storage.get(s.staging_key, { start: offset, end: total - 1 }));
+      return (await ResumableSha256.load(state)).hex();
+    }
+    return (await sha256OfStream(await storage.get(s.staging_key))).sha256;
+  }
+
+  /** status → failed (from a writable status), with the reason kept for the client and the log. */
+  private async fail(em: Em, s: UploadSession, reason: string, bytesRemoved = false): Promise<void> {
+    const now = new Date();
+    await em.nativeUpdate(
+      UploadSession,
+      { id: s.id, status: { $in: [...WRITABLE] } },
+      {
+        status: 'failed',
+        failure_reason: reason.slice(0, 2000),
+        updated_at: now,
+        row_version: raw('row_version + 1'),
+        ...(bytesRemoved ? { cleaned_at: now } : {}),
+      },
+    );
+    this.deps.logger.warn({ upload_id: s.id, reason }, 'upload failed');
+  }
+
+  // ─── abort ─────────────────────────────────────────────────────────────────────────────
+
+  async abort(em: Em, user: User, productId: string, uploadId: string): Promise<void> {
+    const { session } = await this.load(em, user, productId, uploadId);
+    if (session.status === 'completed') {
+      throw errors.uploadNotWritable(`Upload session ${session.id} is completed; delete the artifact instead.`);
+    }
+    const done = await this.quiesce(session.id, 'aborted');
+    try {
+      const n = await em.nativeUpdate(
+        UploadSession,
+        { id: session.id, status: { $nin: ['completed', 'aborted'] } },
+        { status: 'aborted', updated_at: new Date(), row_version: raw('row_version + 1') },
+      );
+      if (n !== 1) {
+        const now = await this.reload(em, session.id);
+        if (now?.status === 'completed') throw errors.uploadNotWritable(`Upload session ${session.id} is completed; delete the artifact instead.`);
+        throw sessionNotFound(uploadId);
+      }
+      await this.freeStaged(em, session);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * Discards the staged bytes of a session that can no longer complete and records it. A failed
+   * abort (S3 answering an error) is left for the sweeper to retry; it returns false.
+   */
+  async freeStaged(em: Em, s: UploadSession): Promise<boolean> {
+    try {
+      await this.deps.storage.abortStaged(stagedOf(s));
+    } catch (err) {
+      if (!(err instanceof StagedAbortError)) throw err;
+      this.deps.logger.warn({ upload_id: s.id, err: err.message }, 'could not discard staged bytes; the sweeper retries');
+      await em.nativeUpdate(UploadSession, { id: s.id }, { updated_at: new Date() }); // to the back of the sweeper's queue
+      return false;
+    }
+    await em.nativeUpdate(UploadSession, { id: s.id, cleaned_at: null }, { cleaned_at: new Date() });
+    return true;
+  }
+}
+
+/**
+ * 422 when a text field (or any string or key inside a JSON value) holds NUL (U+0000): no database
+ * text or JSON column can store it.
+ */
+export function rejectNulCharacters(fields: Record<string, unknown>): void {
+  const hasNul = (v: unknown): boolean =>
+    typeof v === 'string'
+      ? v.includes('\u0000')
+      : Array.isArray(v)
+        ? v.some(hasNul)
+        : typeof v === 'object' && v !== null && Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
+  const bad = Object.keys(fields).filter((k) => hasNul(fields[k]));
+  if (bad.length > 0) {
+    throw errors.validation(`The request is invalid: ${bad.map((k) => `body.${k}`).join(', ')} must not contain NUL characters.`, bad.map((k) => ({
+      loc: ['body', k],
+      msg: 'must not contain NUL (U+0000) characters',
+      type: 'pattern',
+    })));
+  }
+}
+
+/** 422 unless `versionId` names a version of the product. */
+export async function requireVersionOf(em: Em, productId: string, versionId: string, loc: (string | number)[] = ['body', 'product_version_id']): Promise<void> {
+  const found = await em.count(ProductVersion, { id: versionId.toLowerCase(), product: productId });
+  if (found === 0) {
+    throw errors.validation(`product_version_id ${versionId} is not a version of this model.`, [
+      { loc, msg: 'is not a version of this model', type: 'reference' },
+    ]);
+  }
+}
+
+/**
+ * Extends the prefix digest of sessions with the chunks stored after it, reading them back from
+ * staging (fs) and hashing them on the worker thread. One fold per session at a time in this
+ * process; several processes may fold the same session: the conditional update lets one of them
+ * win each step, and a loser just reloads.
+ */
+export class PrefixFolder {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  /** Chunks hashed between two saves of the state. */
+  private static readonly BATCH = 4;
+
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly worker: Sha256Worker,
+    private readonly enabled: boolean,
+  ) {}
+
+  /** Schedules a fold of the session (after a chunk was recorded). */
+  kick(sessionId: string): void {
+    if (!this.enabled) return;
+    if (this.running.has(sessionId)) {
+      this.again.add(sessionId);
+      return;
+    }
+    const run = (async () => {
+      do {
+        this.again.delete(sessionId);
+        await this.fold(sessionId);
+      } while (this.again.has(sessionId));
+    })()
+      .catch((err: unknown) => this.deps.logger.warn({ err, upload_id: sessionId }, 'could not extend the upload digest; completion will read the bytes'))
+      .finally(() => this.running.delete(sessionId));
+    this.running.set(sessionId, run);
+  }
+
+  /** Waits for a fold of the session running in this process. */
+  async settle(sessionId: string): Promise<void> {
+    await this.running.get(sessionId);
+  }
+
+  /** Waits for every fold running in this process. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.running.values()]);
+  }
+
+  private async fold(sessionId: string): Promise<void> {
+    const { orm, storage } = this.deps;
+    const em = orm.em.fork();
+    let s: UploadSession | null = null;
+    for (;;) {
+      s ??= await em.fork().findOne(UploadSession, { id: sessionId });
+      if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken || !s.hash_state) return;
+      const start = s.hashed_chunks;
+      if (start >= s.chunk_count) return;
+      const rows = await em
+        .createQueryBuilder(UploadChunk, 'c')
+        .select(['c.chunk_index'])
+        .where({ session: sessionId, chunk_index: { $gte: start, $lt: start + PrefixFolder.BATCH } })
+        .orderBy({ chunk_index: 'asc' })
+        .execute<{ chunk_index: number }[]>('all', false);
+      let end = start;
+      while (end - start < rows.length && Number(rows[end - start]!.chunk_index) === end) end++;
+      if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
+      const from = start * s.chunk_size_bytes;
+      const to = (end - 1) * s.chunk_size_bytes + chunkLength(s, end - 1) - 1;
+      const stream = await storage.readStaged(stagedOf(s), { start: from, end: to });
+      if (!stream) return;
+      const { state, bytes } = await this.worker.extend(s.hash_state, stream);
+      if (bytes !== to - from + 1) return;
+      const n = await em.nativeUpdate(
+        UploadSession,
+        { id: sessionId, hashed_chunks: start, hash_broken: false },
+        { hash_state: state, hashed_chunks: end },
+      );
+      if (n === 1) {
+        s.hash_state = state;
+        s.hashed_chunks = end;
+      } else {
+        s = null; // someone else moved the prefix (or broke it): look again
+      }
+    }
+  }
 }

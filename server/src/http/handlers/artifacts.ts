@@ -1,18 +1,108 @@
-/** Artifact operations. (Placeholder until the artifacts work lands: 501.) */
+/** Stored artifacts: list, metadata, download (GET/HEAD), delete, single-request upload. */
+import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
+import { errors } from '../../errors.ts';
+import type { ModelArtifact } from '../../persistence/entities.ts';
 import type { Services } from '../../services/index.ts';
-import { notYet } from '../../services/uploads.ts';
-import type { Handler } from '../types.ts';
+import type { ArtifactMultipartFields } from '../../services/artifacts.ts';
+import { artifactPath } from '../../services/uploads.ts';
+import { contentDisposition } from '../../storage/index.ts';
+import { ifNoneMatchMatches, parseRange } from '../conditional.ts';
+import { storedFileOf } from '../multipart.ts';
+import { sendJson, type Handler, type PathParams, type RequestContext } from '../types.ts';
 
-export function artifactHandlers(_services: Services) {
-  const pending: Handler = async () => {
-    throw notYet();
+export function artifactHandlers(services: Services) {
+  const { config } = services.artifacts.deps;
+  const listModelArtifacts: Handler = async (req, res, ctx) => {
+    const { product_id } = req.params as PathParams<'listModelArtifacts'>;
+    sendJson(res, 'listModelArtifacts', 200, await services.artifacts.list(ctx.em, ctx.user, product_id));
   };
+
+  const getModelArtifact: Handler = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params as PathParams<'getModelArtifact'>;
+    sendJson(res, 'getModelArtifact', 200, await services.artifacts.get(ctx.em, ctx.user, product_id, artifact_id));
+  };
+
+  const deleteModelArtifact: Handler = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params as PathParams<'deleteModelArtifact'>;
+    await services.artifacts.remove(ctx.em, ctx.user, product_id, artifact_id);
+    res.status(204).end();
+  };
+
+  const createModelArtifact: Handler = async (req, res, ctx) => {
+    const { product_id } = req.params as PathParams<'createModelArtifact'>;
+    const file = storedFileOf(req);
+    if (!file) {
+      throw errors.validation('The multipart request needs a `file` part.', [{ loc: ['body', 'file'], msg: 'is required', type: 'required' }]);
+    }
+    const { file: _placeholder, ...fields } = req.body as ArtifactMultipartFields & { file?: unknown };
+    const artifact = await services.artifacts.createFromMultipart(ctx.em, ctx.user, product_id, file.stored, fields);
+    file.claim();
+    res.setHeader('Location', artifactPath(artifact.product_id, artifact.id));
+    sendJson(res, 'createModelArtifact', 201, artifact);
+  };
+
+  const redirectMode = config.storageBackend === 's3' && config.s3?.downloadMode === 'redirect';
+
+  const download = (method: 'GET' | 'HEAD'): Handler =>
+    async function (req: Request, res: Response, ctx: RequestContext) {
+      const { product_id, artifact_id } = req.params as PathParams<'downloadModelArtifact'>;
+      const artifact = await services.artifacts.findDownloadable(ctx.em, ctx.user, product_id, artifact_id);
+      const etag = `"${artifact.sha256}"`;
+      if (ifNoneMatchMatches(req.get('If-None-Match'), etag)) {
+        res.status(304).setHeader('ETag', etag);
+        res.end();
+        return;
+      }
+      if (redirectMode) {
+        const url = await services.artifacts.downloadUrl(artifact);
+        if (url !== null) {
+          res.setHeader('Cache-Control', 'no-store');
+          res.status(302).setHeader('Location', url);
+          res.end();
+          return;
+        }
+      }
+      await stream(method, req, res, ctx, artifact, etag);
+    };
+
+  async function stream(method: 'GET' | 'HEAD', req: Request, res: Response, ctx: RequestContext, artifact: ModelArtifact, etag: string) {
+    const size = artifact.size_bytes;
+    const range = parseRange(req.get('Range'), size);
+    if (range.kind === 'unsatisfiable') throw errors.rangeNotSatisfiable(size);
+    const slice = range.kind === 'range' ? { start: range.start, end: range.end } : undefined;
+    // Open (or look up) the bytes before any header goes out: missing bytes are a clean 404.
+    const body = method === 'GET' ? await services.artifacts.open(artifact, slice) : null;
+    if (method === 'HEAD') await services.artifacts.assertBytesPresent(artifact);
+    const length = slice ? slice.end - slice.start + 1 : size;
+    res.status(slice ? 206 : 200);
+    res.setHeader('Content-Type', artifact.content_type);
+    res.setHeader('Content-Length', String(length));
+    res.setHeader('Content-Disposition', contentDisposition(artifact.file_name));
+    res.setHeader('ETag', etag);
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Cache-Control', 'private, no-cache');
+    if (slice) res.setHeader('Content-Range', `bytes ${slice.start}-${slice.end}/${size}`);
+    if (!body) {
+      res.end();
+      return;
+    }
+    try {
+      await pipeline(body, res);
+    } catch (err) {
+      // The client went away, or storage failed midway: the status is sent, so the connection is cut.
+      ctx.log.info({ err: (err as Error).message, artifact_id: artifact.id }, 'download ended early');
+      res.destroy();
+    }
+  }
+
   return {
-    listModelArtifacts: pending,
-    getModelArtifact: pending,
-    createModelArtifact: pending,
-    downloadModelArtifact: pending,
-    headModelArtifact: pending,
-    deleteModelArtifact: pending,
+    listModelArtifacts,
+    getModelArtifact,
+    createModelArtifact,
+    downloadModelArtifact: download('GET'),
+    headModelArtifact: download('HEAD'),
+    deleteModelArtifact,
   };
 }

@@ -1,17 +1,77 @@
-/** Upload session operations. (Placeholder until the artifacts work lands: 501.) */
+/** Chunked upload sessions: initiate, status, chunks, completion, abort. */
+import type { Request, Response } from 'express';
 import type { Services } from '../../services/index.ts';
-import { notYet } from '../../services/uploads.ts';
-import type { Handler } from '../types.ts';
+import { artifactPath, uploadPath } from '../../services/uploads.ts';
+import { sendJson, type Handler, type PathParams, type RequestBody } from '../types.ts';
 
-export function uploadHandlers(_services: Services) {
-  const pending: Handler = async () => {
-    throw notYet();
+/**
+ * When an answer goes out before the request body was read to its end (a rejected chunk), the
+ * connection is closed after the answer instead of reading — possibly gigabytes — of a body
+ * nobody wants.
+ */
+export function closeUnlessBodyRead(req: Request, res: Response): void {
+  if (req.complete || res.headersSent) return;
+  res.setHeader('Connection', 'close');
+  req.unpipe();
+  req.pause();
+}
+
+function contentLengthOf(req: Request): number | undefined {
+  const header = req.headers['content-length'];
+  if (header === undefined || req.headers['transfer-encoding'] !== undefined) return undefined;
+  return /^\d+$/.test(header) ? Number(header) : undefined;
+}
+
+export function uploadHandlers(services: Services) {
+  const initiateArtifactUpload: Handler = async (req, res, ctx) => {
+    const { product_id } = req.params as PathParams<'initiateArtifactUpload'>;
+    const session = await services.uploads.initiate(ctx.em, ctx.user, product_id, req.body as RequestBody<'initiateArtifactUpload'>);
+    res.setHeader('Location', uploadPath(session.product_id, session.id));
+    sendJson(res, 'initiateArtifactUpload', 201, session);
   };
-  return {
-    initiateArtifactUpload: pending,
-    getArtifactUpload: pending,
-    abortArtifactUpload: pending,
-    uploadArtifactChunk: pending,
-    completeArtifactUpload: pending,
+
+  const getArtifactUpload: Handler = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params as PathParams<'getArtifactUpload'>;
+    sendJson(res, 'getArtifactUpload', 200, await services.uploads.get(ctx.em, ctx.user, product_id, upload_id));
   };
+
+  const abortArtifactUpload: Handler = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params as PathParams<'abortArtifactUpload'>;
+    await services.uploads.abort(ctx.em, ctx.user, product_id, upload_id);
+    res.status(204).end();
+  };
+
+  const uploadArtifactChunk: Handler = async (req, res, ctx) => {
+    const { product_id, upload_id, chunk_index } = req.params as unknown as Record<keyof PathParams<'uploadArtifactChunk'>, string>;
+    try {
+      const session = await services.uploads.putChunk(ctx.em, ctx.user, product_id, upload_id, Number(chunk_index), req, {
+        contentLength: contentLengthOf(req),
+        contentDigest: req.get('Content-Digest'),
+      });
+      sendJson(res, 'uploadArtifactChunk', 200, session);
+    } catch (err) {
+      closeUnlessBodyRead(req, res);
+      throw err;
+    }
+  };
+
+  const completeArtifactUpload: Handler = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params as PathParams<'completeArtifactUpload'>;
+    const body = req.body as RequestBody<'completeArtifactUpload'> | undefined;
+    const { artifact, created } = await services.uploads.complete(
+      ctx.em,
+      ctx.user,
+      product_id,
+      upload_id,
+      body && typeof body === 'object' ? body : undefined,
+    );
+    if (created) {
+      res.setHeader('Location', artifactPath(artifact.product_id, artifact.id));
+      sendJson(res, 'completeArtifactUpload', 201, artifact);
+    } else {
+      sendJson(res, 'completeArtifactUpload', 200, artifact);
+    }
+  };
+
+  return { initiateArtifactUpload, getArtifactUpload, abortArtifactUpload, uploadArtifactChunk, completeArtifactUpload };
 }
