@@ -406,3 +406,20 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, i
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** Keys of the blobs stored under `artifacts/<productId>/` (read from the disk behind either backend). */
+export function storedArtifactKeys(app: ArtifactApp, productId: string): string[] {
+  if (app.target.backend === 'fs') {
+    const dir = path.join(app.config.storageDir, 'artifacts', productId);
+    return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => `artifacts/${productId}/${f}`) : [];
+  }
+  const prefix = app.config.s3!.prefix.replace(/\/$/, '');
+  const dir = path.join(app.target.s3!.directory, app.target.s3!.bucket, prefix, 'artifacts', productId);
+  const suffix = '._S3rver_object';
+  return fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(suffix))
+        .map((f) => `artifacts/${productId}/${f.slice(0, -suffix.length)}`)
+    : [];
+}
