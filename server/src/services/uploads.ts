@@ -17,13 +17,16 @@
  * A crash anywhere leaves a session that can be resumed or completed, never an artifact without
  * (or with other) bytes.
  *
- * The prefix digest: a chunk whose index equals `hashed_chunks` when it arrives is hashed into the
- * saved state while it streams. Chunks that arrive ahead of the prefix are folded in later by
- * PrefixFolder, reading them back from staging where the backend can (fs). Completion uses the
- * state when it covers every chunk (no read at all), else hashes only what is missing. Replacing a
- * chunk that was already received sets `hash_broken` first: completion then hashes everything.
+ * The prefix digest (resumable SHA-256, see PrefixFolder): where staged parts can be read back
+ * (fs), every stored chunk is folded into the digest of the contiguous prefix right away — into a
+ * node:crypto hash kept by this process, and (in the background, on a low-priority worker thread)
+ * into the hash-wasm state saved in the session row that any process can resume. Where they cannot
+ * (s3), a chunk whose index equals `hashed_chunks` when it arrives is hashed into the saved state
+ * while it streams. Completion uses whichever digest covers every chunk (no read at all), else
+ * hashes only what is missing. Replacing a chunk that was already received sets `hash_broken`
+ * first: completion then hashes everything.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
@@ -474,6 +477,7 @@ export class UploadService {
       await this.assertWritable(em, session);
       return await this.commit(em, user, session, body ?? {});
     } finally {
+      this.folder.forget(loaded.session.id);
       done();
     }
   }
@@ -514,10 +518,11 @@ export class UploadService {
       throw errors.uploadNotWritable(`The staged bytes of upload session ${session.id} are gone; start a new upload.`);
     }
 
-    // 2. The digest: from the saved prefix state when it covers everything, else read what is missing.
+    // 2. The digest: from this process's running digest or the saved prefix state when one covers
+    //    everything, else read what is missing.
     let sha256: string;
     try {
-      sha256 = await this.digest(session);
+      sha256 = (!session.hash_broken && this.folder.digestIfComplete(session.id, session.chunk_count)) || (await this.digest(session));
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
         await this.fail(em, session, 'the committed bytes vanished before they were verified');
@@ -597,8 +602,9 @@ export class UploadService {
     // hash-wasm runs at roughly a quarter of node:crypto's speed: resuming pays off only when
     // little is missing; otherwise one node:crypto pass over everything is faster.
     if (usable && (total - offset) * 4 <= total) {
-      const { state } = await this.hashWorker.extend(s.hash_state!, await storage.get(s.staging_key, { start: offset, end: total - 1 }));
-      return (await ResumableSha256.load(state)).hex();
+      const hash = await ResumableSha256.load(s.hash_state!);
+      await hash.updateFrom(await storage.get(s.staging_key, { start: offset, end: total - 1 }));
+      return hash.hex();
     }
     return (await sha256OfStream(await storage.get(s.staging_key))).sha256;
   }
@@ -641,6 +647,7 @@ export class UploadService {
       }
       await this.freeStaged(em, session);
     } finally {
+      this.folder.forget(session.id);
       done();
     }
   }
@@ -695,16 +702,31 @@ export async function requireVersionOf(em: Em, productId: string, versionId: str
 }
 
 /**
- * Extends the prefix digest of sessions with the chunks stored after it, reading them back from
- * staging (fs) and hashing them on the worker thread. One fold per session at a time in this
- * process; several processes may fold the same session: the conditional update lets one of them
- * win each step, and a loser just reloads.
+ * Extends the digests of upload prefixes with the chunks stored after them, reading the chunks
+ * back from staging (fs only; S3 cannot read unfinished multipart uploads).
+ *
+ * Two digests per session, both covering chunks [0, n) exactly:
+ * - a node:crypto hash in this process's memory (fast: SHA-NI speed), the one completion in this
+ *   process normally uses; it is lost on a restart and unknown to other processes;
+ * - the hash-wasm state saved in the session row (`hash_state`, `hashed_chunks`), which survives
+ *   crashes and serves any process. WebAssembly SHA-256 is ~4× slower than node:crypto, so it runs
+ *   on a worker thread at the lowest CPU priority: it costs the uploads in flight nothing, and
+ *   completion uses as much of it as is done.
+ * Several processes may fold the same session: each keeps its own memory digest, and the
+ * conditional update lets one of them win each step of the saved state.
  */
 export class PrefixFolder {
+  private readonly memory = new Map<string, { next: number; hash: Hash; meta: FoldMeta }>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  private readonly saving = new Map<string, Promise<void>>();
+  private readonly saveAgain = new Set<string>();
+  /** Sessions completed or aborted by this process (recent ones). */
+  private readonly closed = new Set<string>();
   /** Chunks hashed between two saves of the state. */
   private static readonly BATCH = 4;
+  /** Sessions whose memory digest is kept (oldest dropped first: they fall back to the saved state). */
+  private static readonly MAX_SESSIONS = 256;
 
   constructor(
     private readonly deps: ServiceDeps,
@@ -712,58 +734,123 @@ export class PrefixFolder {
     private readonly enabled: boolean,
   ) {}
 
-  /** Schedules a fold of the session (after a chunk was recorded). */
+  /** Schedules folding the session's newly stored chunks (after a chunk was recorded). */
   kick(sessionId: string): void {
     if (!this.enabled) return;
-    if (this.running.has(sessionId)) {
-      this.again.add(sessionId);
+    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.kickSave(sessionId));
+  }
+
+  private kickSave(sessionId: string): void {
+    this.schedule(this.saving, this.saveAgain, sessionId, () => this.foldSaved(sessionId));
+  }
+
+  private schedule(running: Map<string, Promise<void>>, again: Set<string>, id: string, step: () => Promise<void>, then?: () => void): void {
+    if (running.has(id)) {
+      again.add(id);
       return;
     }
     const run = (async () => {
       do {
-        this.again.delete(sessionId);
-        await this.fold(sessionId);
-      } while (this.again.has(sessionId));
+        again.delete(id);
+        await step();
+        then?.();
+      } while (again.has(id));
     })()
-      .catch((err: unknown) => this.deps.logger.warn({ err, upload_id: sessionId }, 'could not extend the upload digest; completion will read the bytes'))
-      .finally(() => this.running.delete(sessionId));
-    this.running.set(sessionId, run);
+      .catch((err: unknown) => this.deps.logger.warn({ err, upload_id: id }, 'could not extend the upload digest; completion will read the bytes'))
+      .finally(() => running.delete(id));
+    running.set(id, run);
   }
 
-  /** Waits for a fold of the session running in this process. */
+  /** Waits for the memory fold of the session (the saved state may lag behind). */
   async settle(sessionId: string): Promise<void> {
     await this.running.get(sessionId);
   }
 
   /** Waits for every fold running in this process. */
   async idle(): Promise<void> {
-    await Promise.all([...this.running.values()]);
+    await Promise.all([...this.running.values(), ...this.saving.values()]);
   }
 
-  private async fold(sessionId: string): Promise<void> {
-    const { orm, storage } = this.deps;
-    const em = orm.em.fork();
+  /** Hex digest of the whole upload when this process's memory digest covers all its chunks. */
+  digestIfComplete(sessionId: string, chunkCount: number): string | null {
+    const entry = this.memory.get(sessionId);
+    return entry && entry.next === chunkCount ? entry.hash.copy().digest('hex') : null;
+  }
+
+  /** The session is completed or aborted here: drop its digests and stop saving its state. */
+  forget(sessionId: string): void {
+    this.memory.delete(sessionId);
+    this.closed.add(sessionId);
+    while (this.closed.size > PrefixFolder.MAX_SESSIONS) this.closed.delete(this.closed.values().next().value!);
+  }
+
+  /** The contiguous run of recorded chunks from `start` (at most BATCH), as [start, end). */
+  private async contiguousFrom(em: Em, sessionId: string, start: number): Promise<number> {
+    const rows = await em
+      .createQueryBuilder(UploadChunk, 'c')
+      .select(['c.chunk_index'])
+      .where({ session: sessionId, chunk_index: { $gte: start, $lt: start + PrefixFolder.BATCH } })
+      .orderBy({ chunk_index: 'asc' })
+      .execute<{ chunk_index: number }[]>('all', false);
+    let end = start;
+    while (end - start < rows.length && Number(rows[end - start]!.chunk_index) === end) end++;
+    return end;
+  }
+
+  private byteRange(meta: FoldMeta, start: number, end: number): { start: number; end: number } {
+    return { start: start * meta.chunk_size_bytes, end: (end - 1) * meta.chunk_size_bytes + chunkLength(meta, end - 1) - 1 };
+  }
+
+  private async foldMemory(sessionId: string): Promise<void> {
+    const em = this.deps.orm.em.fork();
+    let entry = this.memory.get(sessionId);
+    if (!entry) {
+      const s = await em.findOne(UploadSession, { id: sessionId });
+      if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken) return;
+      entry = { next: 0, hash: createHash('sha256'), meta: foldMetaOf(s) };
+      this.memory.set(sessionId, entry);
+      while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.memory.delete(this.memory.keys().next().value!);
+    }
+    for (;;) {
+      const start = entry.next;
+      if (start >= entry.meta.chunk_count) return;
+      const end = await this.contiguousFrom(em, sessionId, start);
+      if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
+      const range = this.byteRange(entry.meta, start, end);
+      const stream = await this.deps.storage.readStaged(entry.meta.staged, range);
+      if (!stream) return;
+      try {
+        let bytes = 0;
+        for await (const piece of stream as AsyncIterable<Buffer>) {
+          entry.hash.update(piece);
+          bytes += piece.length;
+        }
+        if (bytes !== range.end - range.start + 1) throw new Error(`read ${bytes} staged bytes, expected ${range.end - range.start + 1}`);
+      } catch (err) {
+        this.memory.delete(sessionId); // a partly updated hash is useless
+        throw err;
+      }
+      entry.next = end;
+    }
+  }
+
+  private async foldSaved(sessionId: string): Promise<void> {
+    const em = this.deps.orm.em.fork();
     let s: UploadSession | null = null;
     for (;;) {
+      if (this.closed.has(sessionId)) return;
       s ??= await em.fork().findOne(UploadSession, { id: sessionId });
       if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken || !s.hash_state) return;
       const start = s.hashed_chunks;
       if (start >= s.chunk_count) return;
-      const rows = await em
-        .createQueryBuilder(UploadChunk, 'c')
-        .select(['c.chunk_index'])
-        .where({ session: sessionId, chunk_index: { $gte: start, $lt: start + PrefixFolder.BATCH } })
-        .orderBy({ chunk_index: 'asc' })
-        .execute<{ chunk_index: number }[]>('all', false);
-      let end = start;
-      while (end - start < rows.length && Number(rows[end - start]!.chunk_index) === end) end++;
-      if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
-      const from = start * s.chunk_size_bytes;
-      const to = (end - 1) * s.chunk_size_bytes + chunkLength(s, end - 1) - 1;
-      const stream = await storage.readStaged(stagedOf(s), { start: from, end: to });
+      const end = await this.contiguousFrom(em, sessionId, start);
+      if (end === start) return;
+      const meta = foldMetaOf(s);
+      const range = this.byteRange(meta, start, end);
+      const stream = await this.deps.storage.readStaged(meta.staged, range);
       if (!stream) return;
       const { state, bytes } = await this.worker.extend(s.hash_state, stream);
-      if (bytes !== to - from + 1) return;
+      if (bytes !== range.end - range.start + 1) return;
       const n = await em.nativeUpdate(
         UploadSession,
         { id: sessionId, hashed_chunks: start, hash_broken: false },
@@ -777,4 +864,16 @@ export class PrefixFolder {
       }
     }
   }
+}
+
+/** What folding needs of a session (fixed for its lifetime). */
+interface FoldMeta {
+  chunk_count: number;
+  chunk_size_bytes: number;
+  total_size_bytes: number;
+  staged: StagedUpload;
+}
+
+function foldMetaOf(s: UploadSession): FoldMeta {
+  return { chunk_count: s.chunk_count, chunk_size_bytes: s.chunk_size_bytes, total_size_bytes: s.total_size_bytes, staged: stagedOf(s) };
 }

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelArtifact, UploadChunk, UploadSession } from '../../../server/src/persistence/entities.ts';
+import { ModelArtifact, UploadChunk, UploadSession, User } from '../../../server/src/persistence/entities.ts';
+import { createServices } from '../../../server/src/services/index.ts';
+import { createLogger } from '../../../server/src/logger.ts';
 import {
   KiB,
   MiB,
@@ -145,40 +147,70 @@ for (const factory of await storageTargets()) {
     });
 
     describe('chunks and completion', () => {
-      it('completes an in-order upload from the saved prefix digest (no second read), with the right bytes', async () => {
+      /**
+       * Proof that a completion does not read the bytes: scramble the staged file's content (not
+       * its size) first. A completion that hashed the bytes would report another digest. (fs
+       * only: S3 parts cannot be scrambled from outside.)
+       */
+      async function completeScrambled(stagingKey: string, complete: () => Promise<{ sha256: string; id: string }>) {
+        const file = stagingFile(stagingKey);
+        const original = fs.readFileSync(file);
+        fs.writeFileSync(file, Buffer.alloc(original.length, 7));
+        const artifact = await complete();
+        fs.writeFileSync(path.join(app.config.storageDir, stagingKey), original); // the real bytes back in place
+        return artifact;
+      }
+
+      it('completes an in-order upload from the running digest, without reading the bytes again', async () => {
         const pid = await app.client.createModel('In order');
         const data = randomData(size);
-        const { uploadId, chunkCount } = await app.client.sendAll(pid, data, { is_current: true, metadata: { format: 'ONNX' } }, { digests: true });
-        // The prefix digest covers every chunk before completion is asked for (on fs it is
-        // extended on a worker thread right after each chunk is stored).
-        await waitFor(async () => (await session(uploadId)).hashed_chunks === chunkCount);
+        const { uploadId } = await app.client.sendAll(pid, data, { is_current: true, metadata: { format: 'ONNX' } }, { digests: true, parallel: 2 });
         const before = await session(uploadId);
-        expect(before.hash_broken).toBe(false);
-        expect(before.status).toBe('uploading');
-        expect(before.received_bytes).toBe(size);
-
-        if (target.backend === 'fs') {
-          // Proof that completion does not read the bytes: scramble the staged file's content
-          // (not its size). A completion that hashed the bytes would now report another digest.
-          const file = stagingFile(before.staging_key);
-          const original = fs.readFileSync(file);
-          fs.writeFileSync(file, Buffer.alloc(size, 7));
+        expect(before).toMatchObject({ hash_broken: false, status: 'uploading', received_bytes: size });
+        const complete = async () => {
           const done = await app.client.complete(pid, uploadId);
           expect(done.status).toBe(201);
-          expect(done.body.sha256).toBe(sha256(data));
-          fs.writeFileSync(path.join(app.config.storageDir, before.staging_key), original); // put the real bytes back
-        } else {
-          const done = await app.client.complete(pid, uploadId);
-          expect(done.status).toBe(201);
-        }
+          return done.body as { sha256: string; id: string };
+        };
+        const artifact = target.backend === 'fs' ? await completeScrambled(before.staging_key, complete) : await complete();
+        expect(artifact.sha256).toBe(sha256(data));
         const after = await session(uploadId);
-        expect(after).toMatchObject({ status: 'completed', hashed_chunks: chunkCount });
+        expect(after.status).toBe('completed');
         expect(after.completed_at).toBeInstanceOf(Date);
-        const artifact = await app.em().findOneOrFail(ModelArtifact, { id: after.artifact_id });
-        expect(artifact).toMatchObject({ status: 'available', sha256: sha256(data), size_bytes: size, is_current: true });
+        expect(await app.em().findOneOrFail(ModelArtifact, { id: after.artifact_id })).toMatchObject({
+          status: 'available',
+          sha256: sha256(data),
+          size_bytes: size,
+          is_current: true,
+        });
         expect((await downloadBytes(pid, artifact.id)).equals(data)).toBe(true);
         const got = await app.client.session(pid, uploadId);
         expect(got.body).toMatchObject({ status: 'completed', artifact_id: artifact.id, received_chunks: [0, 1, 2], received_bytes: size });
+      });
+
+      it('saves the prefix digest in the session row, so another process completes without reading', async () => {
+        const pid = await app.client.createModel('Saved digest');
+        const data = randomData(size);
+        const { uploadId, chunkCount } = await app.client.sendAll(pid, data);
+        // fs: saved from the worker thread shortly after each chunk; s3: while each chunk streams.
+        await waitFor(async () => (await session(uploadId)).hashed_chunks === chunkCount);
+        const before = await session(uploadId);
+        expect(before.hash_broken).toBe(false);
+        // Another process: services of their own on the same database and storage.
+        const other = createServices({ config: app.config, orm: app.orm, storage: app.storage, logger: createLogger(app.config) });
+        const owner = await app.em().findOneOrFail(User, { id: app.owner.id });
+        const complete = async () => {
+          const { artifact, created } = await other.uploads.complete(app.em(), owner, pid, uploadId, undefined);
+          expect(created).toBe(true);
+          return artifact;
+        };
+        try {
+          const artifact = target.backend === 'fs' ? await completeScrambled(before.staging_key, complete) : await complete();
+          expect(artifact.sha256).toBe(sha256(data));
+          expect((await downloadBytes(pid, artifact.id)).equals(data)).toBe(true);
+        } finally {
+          await other.uploads.close();
+        }
       });
 
       it('takes chunks out of order and in parallel; the digest is then completed by reading', async () => {
