@@ -1,0 +1,380 @@
+/**
+ * Benchmark, not a test (`npm run bench`, `npm run bench -- --size 256MiB`): artifact upload and
+ * download on one file (1 GiB by default, generated in a temp dir), in one run, printed as a table.
+ *
+ * (a) the ceiling: a bare node:http server (ceiling-server.ts) taking the file as 8 MiB chunks, 4 in
+ *     parallel, each written at its offset into one file, fdatasync'd and hashed; and, for
+ *     reference, one streamed PUT of the whole file;
+ * (b) the peer: @tus/server with @tus/file-store (tus-server.ts), 8 MiB PATCH requests in order
+ *     (its file store has no concatenation extension, so no parallel parts);
+ * (c) this server, started like production (NODE_ENV=production, LOG_LEVEL=warn, SQLite and
+ *     filesystem in a temp DATA_DIR, 8 MiB chunks), through the SDK's `uploadArtifact` with 4
+ *     chunks in flight, completion included; and the completion request alone;
+ * (d) downloading the artifact from this server and from nginx serving the same stored file (nginx
+ *     is installed from Debian when missing), with the same client (fetch, body read and dropped);
+ * (e) this server's peak RSS during (c) and during (d), and the RSS growth of a fresh process
+ *     uploading the file with the SDK.
+ *
+ * (a), (b) and (c) are all driven by the SDK's `uploadArtifact` (client.ts): the same chunk reader,
+ * SHA-256 passes, streamed fetch bodies and concurrency, so the ratios compare servers. Every
+ * server and every client is a child process of its own, and each client first uploads (or
+ * downloads) a little unmeasured, to warm up both ends; this process only orchestrates and reads
+ * CPU time and RSS from /proc. The table goes to stdout, progress to stderr; the exit status is 1
+ * when a target is missed. `--cpu-prof DIR` writes CPU profiles of this server to DIR.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createModelRepositoryClient } from '../../sdk/src/index.ts';
+import type { ClientJob, ClientResult } from './client.ts';
+import { ensureNginx, nginxVersion, startNginx } from './nginx.ts';
+import { cpuSeconds, currentRss, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
+import {
+  answerOf,
+  cleanUp,
+  forkScript,
+  freePort,
+  removeLater,
+  removeNow,
+  spawnProcess,
+  stopChild,
+  waitForHttp,
+  type Started,
+} from './processes.ts';
+
+const MiB = 1024 * 1024;
+const CHUNK_SIZE = 8 * MiB;
+const CONCURRENCY = 4;
+const BLOCK = 64 * MiB;
+/** The file each client uploads first, unmeasured (4 chunks). */
+const WARM_UP_SIZE = 4 * CHUNK_SIZE;
+
+const TARGETS = {
+  shareOfCeiling: 0.7,
+  completionSeconds: 1,
+  shareOfNginx: 0.9,
+  serverPeakRssBytes: 200e6,
+  sdkRssGrowthBytes: 100e6,
+};
+
+// ─── arguments ───────────────────────────────────────────────────────────────────────────
+
+const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: MiB, gib: 1024 * MiB };
+
+function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?$/i.exec(text.trim());
+  const bytes = match ? Math.round(Number(match[1]) * UNITS[(match[2] ?? 'b').toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) throw new Error(`--size: expected e.g. 1GiB, 256MiB or 100000000 (got ${JSON.stringify(text)})`);
+  return bytes;
+}
+
+const USAGE = 'usage: npm run bench [-- --size 1GiB] [--cpu-prof DIR]';
+
+interface Options {
+  size: number;
+  /** Where this server's CPU profiles go (`node --cpu-prof`), to see where its time goes. */
+  cpuProfDir: string | null;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { size: 1024 * MiB, cpuProfDir: null };
+  for (let i = 0; i < argv.length; i++) {
+    const [arg, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = () => inline ?? argv[++i] ?? '';
+    if (arg === '--size') options.size = parseSize(value());
+    else if (arg === '--cpu-prof') options.cpuProfDir = resolve(value());
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg} (${USAGE})`);
+  }
+  return options;
+}
+
+// ─── helpers ─────────────────────────────────────────────────────────────────────────────
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function formatBytes(bytes: number): string {
+  if (bytes % (1024 * MiB) === 0) return `${bytes / (1024 * MiB)} GiB`;
+  if (bytes % MiB === 0) return `${bytes / MiB} MiB`;
+  return `${bytes} bytes`;
+}
+
+function machine(): string {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return `${os.availableParallelism()} × ${model}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, Linux ${os.release()}; load average at start ${load}`;
+}
+
+/** A file of `size` bytes: one random 64 MiB block, repeated with each copy's first 8 bytes numbered; flushed to disk. */
+async function generateFile(path: string, size: number): Promise<void> {
+  const block = randomBytes(Math.min(BLOCK, size));
+  const file = await open(path, 'w');
+  try {
+    for (let position = 0, n = 0; position < size; position += block.length, n++) {
+      if (block.length >= 8) block.writeBigUInt64BE(BigInt(n), 0);
+      const length = Math.min(block.length, size - position);
+      for (let written = 0; written < length; ) {
+        written += (await file.write(block, written, length - written, position + written)).bytesWritten;
+      }
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+interface Measured {
+  result: ClientResult;
+  /** CPU seconds the server process used during the measured part. */
+  serverCpu: number;
+  /** The same by thread id (threads that ended meanwhile are only in `serverCpu`). */
+  serverThreads: Map<number, number>;
+}
+
+/**
+ * Runs one client job in a child process (client.ts) against the server process `serverPid`. The
+ * server's CPU time is read when the client starts its measured part (after its warm-up) and when
+ * it answers; `atStart` runs at that start too.
+ */
+async function runClient(job: ClientJob, serverPid: number, what: string, atStart: () => void = () => {}): Promise<Measured> {
+  const client = forkScript('client.ts', [JSON.stringify(job)]);
+  let cpuAtStart = NaN;
+  let threadsAtStart = new Map<number, number>();
+  try {
+    const result = await answerOf<ClientResult>(client, what, {
+      onReady: () => {
+        atStart();
+        cpuAtStart = cpuSeconds(serverPid);
+        threadsAtStart = threadCpuSeconds(serverPid);
+      },
+    });
+    const serverCpu = cpuSeconds(serverPid) - cpuAtStart;
+    const serverThreads = new Map([...threadCpuSeconds(serverPid)].map(([tid, seconds]) => [tid, seconds - (threadsAtStart.get(tid) ?? 0)]));
+    return { result, serverCpu, serverThreads };
+  } finally {
+    await stopChild(client);
+  }
+}
+
+/** "main / named threads / the others" CPU seconds of a measurement; `named` are thread ids. */
+function threadSplit({ serverCpu, serverThreads }: Measured, pid: number, named: ReadonlySet<number> = new Set()): string {
+  const main = serverThreads.get(pid) ?? 0;
+  const some = [...serverThreads].reduce((sum, [tid, seconds]) => sum + (named.has(tid) ? seconds : 0), 0);
+  const parts = [main, ...(named.size > 0 ? [some] : []), Math.max(0, serverCpu - main - some)];
+  return parts.map((seconds) => seconds.toFixed(2)).join(' / ');
+}
+
+/** Starts a bench server (ceiling-server.ts, tus-server.ts) and waits for its port. */
+async function startBenchServer(file: string, args: string[], what: string): Promise<{ started: Started; baseUrl: string }> {
+  const started = forkScript(file, args);
+  const { port } = await answerOf<{ port: number }>(started, what, { timeoutMs: 60_000 });
+  return { started, baseUrl: `http://127.0.0.1:${port}` };
+}
+
+/** This server as production runs it, on a free port, with SQLite and the filesystem in `dataDir`. */
+async function startThisServer(dataDir: string, cpuProfDir: string | null): Promise<{ started: Started; baseUrl: string; apiKey: string }> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const started = spawnProcess(process.execPath, [...profile, '--import', 'tsx', 'server/src/main.ts'], {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    VALIDATE_RESPONSES: 'false',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATA_DIR: dataDir,
+    DATABASE_URL: `sqlite:${join(dataDir, 'model-repository.db')}`,
+    STORAGE_BACKEND: 'fs',
+    UPLOAD_CHUNK_SIZE_BYTES: String(CHUNK_SIZE),
+  });
+  await waitForHttp(`${baseUrl}/readyz`, started, 'model repository server');
+  const apiKey = /API key: (mr_\S+)/.exec(started.output())?.[1];
+  if (!apiKey) throw new Error(`the server printed no API key on first start:\n${started.output()}`);
+  return { started, baseUrl, apiKey };
+}
+
+interface Row {
+  name: string;
+  bytes: number;
+  seconds: number;
+  serverCpu: number | null;
+  clientCpu: number | null;
+}
+
+const row = (name: string, { result, serverCpu }: Measured): Row => ({ name, bytes: result.bytes, seconds: result.seconds, serverCpu, clientCpu: result.cpuSeconds });
+const mbps = (r: { bytes: number; seconds: number }) => r.bytes / 1e6 / r.seconds;
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
+
+// ─── the run ─────────────────────────────────────────────────────────────────────────────
+
+async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
+  const tmp = removeLater(mkdtempSync(join(os.tmpdir(), 'mr-bench-')));
+  const source = join(tmp, 'source.bin');
+  const warmUp = join(tmp, 'warm-up.bin');
+  const rows: Row[] = [];
+
+  log(`generating ${formatBytes(size)} in ${tmp}`);
+  await generateFile(source, size);
+  await generateFile(warmUp, Math.min(size, WARM_UP_SIZE));
+  const upload = { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source, warmUpFile: warmUp };
+
+  // (a) the ceiling
+  const ceilingDir = join(tmp, 'ceiling');
+  mkdirSync(ceilingDir);
+  const ceiling = await startBenchServer('ceiling-server.ts', [ceilingDir, String(CHUNK_SIZE)], 'ceiling server');
+  log('(a) ceiling: 8 MiB chunks, 4 in parallel');
+  const a = await runClient({ mode: 'upload', target: 'ceiling', baseUrl: ceiling.baseUrl, productId: randomUUID(), ...upload }, ceiling.started.pid, '(a) chunked upload');
+  rows.push(row('(a) ceiling: bare node:http, 8 MiB chunks × 4, fdatasync + SHA-256 per chunk', a));
+  removeNow(ceilingDir);
+  mkdirSync(ceilingDir);
+  log('(a) ceiling: one streamed PUT');
+  const put = await runClient({ mode: 'stream-put', url: `${ceiling.baseUrl}/whole`, file: source, warmUpFile: warmUp }, ceiling.started.pid, '(a) streamed PUT');
+  rows.push(row('(a) reference: one streamed PUT of the whole file', put));
+  await stopChild(ceiling.started);
+  removeNow(ceilingDir);
+
+  // (b) the peer
+  const tusDir = join(tmp, 'tus');
+  mkdirSync(tusDir);
+  const tus = await startBenchServer('tus-server.ts', [tusDir], 'tus server');
+  log('(b) @tus/server: 8 MiB PATCH requests, in order');
+  const b = await runClient({ mode: 'upload', target: 'tus', baseUrl: tus.baseUrl, productId: randomUUID(), ...upload }, tus.started.pid, '(b) tus upload');
+  rows.push(row('(b) peer: @tus/server 2.4.5 + @tus/file-store, 8 MiB PATCH, sequential', b));
+  await stopChild(tus.started);
+  removeNow(tusDir); // never flushed: removing it drops its dirty pages before they cost the next run a write-back
+
+  // (c) this server
+  const repo = await startThisServer(join(tmp, 'repo'), cpuProfDir);
+  const { baseUrl, apiKey } = repo;
+  const sdk = createModelRepositoryClient({ baseUrl, apiKey });
+  const model = await sdk.createModel('default', {
+    name: `Upload bench ${randomUUID().slice(0, 8)}`,
+    product_type: 'ML Model',
+    environment: 'development',
+    deployment_status: 'development',
+  });
+  const idleRss = currentRss(repo.started.pid);
+  // Threads the server starts from here on are its uploads' (the SHA-256 worker of the prefix digest).
+  const idleThreads = new Set(threadCpuSeconds(repo.started.pid).keys());
+  log('(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel');
+  const rssBefore = { upload: 0, download: 0 };
+  let peakResettable = true;
+  const c = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, ...upload }, repo.started.pid, '(c) SDK upload', () => {
+    peakResettable = resetPeakRss(repo.started.pid);
+    rssBefore.upload = currentRss(repo.started.pid);
+  });
+  rows.push(row('(c) this server: SDK uploadArtifact, 8 MiB chunks × 4, completion included', c));
+  rows.push({ name: '(c) completion alone (POST …/complete)', bytes: 0, seconds: c.result.completionSeconds!, serverCpu: null, clientCpu: null });
+  const serverPeakUpload = peakRss(repo.started.pid);
+
+  // (d) downloads, with the same client
+  log('(d) download from this server');
+  const downloadUrl = `${baseUrl}/api/v1.0/catalog/products/${model.id}/model-artifacts/${c.result.artifactId}/download`;
+  const d = await runClient({ mode: 'download', url: downloadUrl, apiKey }, repo.started.pid, '(d) download from this server', () => {
+    if (peakResettable) resetPeakRss(repo.started.pid);
+    rssBefore.download = currentRss(repo.started.pid);
+  });
+  rows.push(row('(d) download: this server', d));
+  const serverPeakDownload = peakRss(repo.started.pid);
+
+  const nginxBin = ensureNginx(log);
+  const version = nginxVersion(nginxBin);
+  const nginx = await startNginx(nginxBin, fileURLToPath(c.result.storageUri!), join(tmp, 'nginx'));
+  log(`(d) download from nginx ${version}`);
+  const n = await runClient({ mode: 'download', url: nginx.url }, nginx.started.pid, '(d) download from nginx');
+  rows.push(row(`(d) download: nginx ${version} (sendfile), the same stored file`, n));
+  await stopChild(nginx.started);
+
+  // (e) the SDK's memory: a fresh process, no warm-up
+  log('(e) SDK process RSS: one more upload to this server, in a fresh process');
+  const e = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source }, repo.started.pid, '(e) SDK upload');
+  await stopChild(repo.started);
+
+  // ─── the table ───
+  const header = ['measurement', 'MB/s', 'seconds', 'server CPU s', 'client CPU s'];
+  const cells = rows.map((r) => [
+    r.name,
+    r.bytes > 0 ? mbps(r).toFixed(0) : '',
+    r.seconds.toFixed(r.seconds < 1 ? 3 : 2),
+    r.serverCpu === null ? '' : r.serverCpu.toFixed(2),
+    r.clientCpu === null ? '' : r.clientCpu.toFixed(2),
+  ]);
+  const sdkGrowth = e.result.rssPeakBytes! - e.result.rssBaselineBytes!;
+  const serverPeak = Math.max(serverPeakUpload, serverPeakDownload);
+  const since = (before: number) => (peakResettable ? `RSS when it started: ${mb(before)}` : 'peak since the server started');
+  const rss = [
+    ['(e) this server: RSS idle after start', mb(idleRss), 'NODE_ENV=production under tsx, as `npm start` runs it'],
+    ['(e) this server: peak RSS during (c)', mb(serverPeakUpload), `${since(rssBefore.upload)} (after the client's warm-up upload)`],
+    ['(e) this server: peak RSS during (d)', mb(serverPeakDownload), since(rssBefore.download)],
+    ['(e) SDK process: RSS growth uploading the file', mb(sdkGrowth), `RSS before: ${mb(e.result.rssBaselineBytes!)}, peak: ${mb(e.result.rssPeakBytes!)} (fresh process, ${e.result.seconds.toFixed(2)} s)`],
+  ];
+
+  const uploadThreads = new Set([...c.serverThreads.keys()].filter((tid) => !idleThreads.has(tid)));
+  const threadNotes = [
+    `(a) ceiling: ${threadSplit(a, ceiling.started.pid)} (the others: libuv's pool doing the writes and fdatasyncs)`,
+    `(b) tus: ${threadSplit(b, tus.started.pid)}`,
+    `(c) this server: ${threadSplit(c, repo.started.pid, uploadThreads)} (the middle figure: threads started by uploads — the SHA-256 worker of the prefix digest)`,
+    `(d) this server: ${threadSplit(d, repo.started.pid)}; nginx: ${threadSplit(n, nginx.started.pid)}`,
+  ];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
+  const rssWidths = [0, 1, 2].map((i) => Math.max(...rss.map((r) => r[i]!.length), ['memory', 'RSS', 'detail'][i]!.length));
+  const rssLine = (r: string[]) => `| ${r.map((cell, i) => (i === 1 ? cell.padStart(rssWidths[i]!) : cell.padEnd(rssWidths[i]!))).join(' | ')} |`;
+
+  const [ra, rb, rc, rd, rn] = [a, b, c, d, n].map((m) => m.result) as [ClientResult, ClientResult, ClientResult, ClientResult, ClientResult];
+  const share = mbps(rc) / mbps(ra);
+  const downloadShare = mbps(rd) / mbps(rn);
+  const completion = rc.completionSeconds!;
+  const targets: [boolean, string][] = [
+    [share >= TARGETS.shareOfCeiling, `(c) ≥ ${percent(TARGETS.shareOfCeiling)} of (a): ${percent(share)} (${mbps(rc).toFixed(0)} of ${mbps(ra).toFixed(0)} MB/s)`],
+    [mbps(rc) > mbps(rb), `(c) faster than (b): ${mbps(rc).toFixed(0)} vs ${mbps(rb).toFixed(0)} MB/s (${(mbps(rc) / mbps(rb)).toFixed(2)}×)`],
+    [completion < TARGETS.completionSeconds, `completion of ${formatBytes(size)} < ${TARGETS.completionSeconds} s: ${completion.toFixed(3)} s`],
+    [downloadShare >= TARGETS.shareOfNginx, `download ≥ ${percent(TARGETS.shareOfNginx)} of nginx: ${percent(downloadShare)} (${mbps(rd).toFixed(0)} of ${mbps(rn).toFixed(0)} MB/s)`],
+    [serverPeak < TARGETS.serverPeakRssBytes, `server peak RSS < ${mb(TARGETS.serverPeakRssBytes)}: ${mb(serverPeak)}`],
+    [sdkGrowth < TARGETS.sdkRssGrowthBytes, `SDK RSS growth < ${mb(TARGETS.sdkRssGrowthBytes)}: ${mb(sdkGrowth)}`],
+  ];
+
+  console.log(
+    [
+      `npm run bench — ${formatBytes(size)} (${size} bytes), 8 MiB chunks, ${CONCURRENCY} in flight; MB = 10^6 bytes`,
+      `machine: ${machine()}`,
+      '',
+      line(header),
+      `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
+      ...cells.map(line),
+      '',
+      'server CPU s by thread (main thread / … / all other threads):',
+      ...threadNotes.map((t) => `  ${t}`),
+      '',
+      rssLine(['memory', 'RSS', 'detail']),
+      `|${rssWidths.map((w, i) => (i === 1 ? '-'.repeat(w + 1) + ':' : ':' + '-'.repeat(w + 1))).join('|')}|`,
+      ...rss.map(rssLine),
+      '',
+      'targets:',
+      ...targets.map(([ok, text]) => `  ${ok ? 'PASS' : 'FAIL'}  ${text}`),
+    ].join('\n'),
+  );
+  return targets.every(([ok]) => ok);
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  try {
+    const met = await measure(options);
+    if (!met) process.exitCode = 1;
+  } finally {
+    await cleanUp();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  void cleanUp().finally(() => process.exit(2));
+});
