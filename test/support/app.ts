@@ -85,7 +85,7 @@ export async function startTestApp(target: DatabaseTarget, env: Record<string, s
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mr-app-'));
   const config = loadConfig({
     NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     DATA_DIR: dataDir,
     DATABASE_URL: db.url,
     SWEEP_INTERVAL_SECONDS: '0',

@@ -15,7 +15,7 @@ import {
 import { LIMITS, Product, Space, type User } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter } from '../persistence/queries.ts';
-import { summarize, type ModelSummary } from './summaries.ts';
+import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
 
 export type ModelCreate = components['schemas']['ModelCreate'];
 export type ModelUpdate = components['schemas']['ModelUpdate'];
@@ -75,22 +75,23 @@ const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
 export class ModelService {
   constructor(private readonly orm: Orm) {}
 
-  private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters, spaces?: Map<string, Space>): Promise<ModelPage> {
+  /** One page with its total: one query, plus a count only when the page is empty. */
+  private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters): Promise<ModelPage> {
     const skip = filters.skip ?? 0;
     const limit = filters.limit ?? DEFAULT_LIMIT;
-    const where = { $and: [visible, ...filterConditions(filters)] } as FilterQuery<Product>;
-    const [rows, total] = await em.findAndCount(Product, where, {
-      orderBy: [{ updated_at: 'desc' }, { id: 'desc' }],
-      limit,
-      offset: skip,
-      populate: spaces ? [] : ['space'],
-    });
-    return { items: await summarize(em, rows, spaces), total, skip, limit };
+    const conditions = () => filterConditions(filters);
+    const where = () => ({ $and: [visible, ...conditions()] }) as FilterQuery<Product>;
+    // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.
+    const filtered = conditions().length > (filters.include_archived ? 0 : 1);
+    const page = await summaryPage(em, where, { skip, limit, count: filtered ? 'window' : 'separate' });
+    // Past the end (or nothing matches) no row carries the total.
+    const total = page.total ?? (skip === 0 ? 0 : await em.createQueryBuilder(Product, 'p').where(where()).getCount());
+    return { items: page.items, total, skip, limit };
   }
 
   async listSpace(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
     const { space } = await requireSpaceView(em, user, slug);
-    return this.page(em, { space: space.id }, filters, new Map([[space.id, space]]));
+    return this.page(em, { space: space.id }, filters);
   }
 
   async listOrganization(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
@@ -101,7 +102,7 @@ export class ModelService {
 
   async get(em: Em, user: User, productId: string): Promise<ModelSummary> {
     const { product } = await requireProductView(em, user, productId);
-    return (await summarize(em, [product]))[0]!;
+    return (await summarize(em, [product.id]))[0]!;
   }
 
   async create(em: Em, user: User, spaceSlug: string, body: ModelCreate): Promise<ModelSummary> {
@@ -147,7 +148,7 @@ export class ModelService {
       }
       return product;
     });
-    return (await summarize(em, [created], new Map([[space.id, space]])))[0]!;
+    return (await summarize(em, [created.id]))[0]!;
   }
 
   async update(em: Em, user: User, productId: string, body: ModelUpdate): Promise<ModelSummary> {
@@ -170,7 +171,7 @@ export class ModelService {
         throw err;
       }
     }
-    return (await summarize(em, [product]))[0]!;
+    return (await summarize(em, [product.id]))[0]!;
   }
 }
 

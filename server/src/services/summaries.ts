@@ -1,10 +1,12 @@
 /**
- * Builds ModelRepositoryModelSummary objects. The version and artifact summary fields are read
- * in two batched queries per page (never per row), so a page of 1000 costs three queries.
+ * Builds ModelRepositoryModelSummary objects. A whole page — the products, their space, version
+ * and artifact summary fields, and the total for X-Total-Count — is ONE SQL query: the page
+ * query (filters, order, limit) as a derived table, joined to its spaces and current
+ * version/artifact rows, with the counts as subqueries evaluated for the page's rows only.
  */
-import { raw } from '@mikro-orm/core';
+import { QueryOrder, raw, type FilterQuery } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
-import { ModelArtifact, ProductVersion, type Product, type Space } from '../persistence/entities.ts';
+import { Product, type ModelArtifact } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { modelFormat } from './model-format.ts';
 
@@ -13,83 +15,175 @@ export type ModelArtifactResponse = components['schemas']['ModelArtifact'];
 
 const iso = (d: Date) => d.toISOString();
 
-export async function summarize(em: Em, products: Product[], spaces?: Map<string, Space>): Promise<ModelSummary[]> {
-  if (products.length === 0) return [];
-  const ids = products.map((p) => p.id);
-  const [versionCounts, currentVersions, artifactCounts, currentArtifacts] = await Promise.all([
-    em
-      .createQueryBuilder(ProductVersion, 'v')
-      .select(['v.product_id', raw('count(*) as n')])
-      .where({ product: { $in: ids } })
-      .groupBy('v.product_id')
-      .execute<{ product_id: string; n: number | string }[]>('all', false),
-    em.find(ProductVersion, { product: { $in: ids }, is_current: true }),
-    em
-      .createQueryBuilder(ModelArtifact, 'a')
-      .select(['a.product_id', raw('count(*) as n')])
-      .where({ product: { $in: ids }, status: 'available' })
-      .groupBy('a.product_id')
-      .execute<{ product_id: string; n: number | string }[]>('all', false),
-    em.find(ModelArtifact, { product: { $in: ids }, is_current: true, status: 'available' }),
-  ]);
-  const vCount = new Map(versionCounts.map((r) => [r.product_id, Number(r.n)]));
-  const aCount = new Map(artifactCounts.map((r) => [r.product_id, Number(r.n)]));
-  const vCurrent = new Map(currentVersions.map((v) => [v.product.id, v]));
-  const aCurrent = new Map(currentArtifacts.map((a) => [a.product.id, a]));
+/** Product columns a summary shows (everything but created_by and search_text). */
+const PRODUCT_COLUMNS = [
+  'id', 'space', 'slug', 'name', 'description', 'long_description', 'product_type', 'provider', 'environment',
+  'risk_classification', 'lifecycle_stage', 'model_family', 'model_task_type', 'model_architecture', 'framework',
+  'intended_use', 'limitations', 'deployment_status', 'serving_url', 'input_schema', 'output_schema', 'ai_system_type',
+  'vendor_name', 'vendor_product_name', 'vendor_model_id', 'deployment_environment', 'business_use_case', 'is_gpai',
+  'is_archived', 'created_at', 'updated_at',
+] as const;
 
-  return products.map((p) => {
-    const space = spaces?.get(p.space.id) ?? p.space;
-    const v = vCurrent.get(p.id);
-    const a = aCurrent.get(p.id);
-    return {
-      id: p.id,
-      slug: p.slug,
-      name: p.name,
-      description: p.description ?? null,
-      long_description: p.long_description ?? null,
-      product_type: p.product_type as ModelSummary['product_type'],
-      provider: p.provider ?? null,
-      space_id: space.id,
-      space_slug: space.slug,
-      space_name: space.name,
-      risk_classification: (p.risk_classification ?? null) as ModelSummary['risk_classification'],
-      lifecycle_stage: (p.lifecycle_stage ?? null) as ModelSummary['lifecycle_stage'],
-      environment: p.environment,
-      deployment_status: p.deployment_status as ModelSummary['deployment_status'],
-      model_family: (p.model_family ?? null) as ModelSummary['model_family'],
-      model_task_type: p.model_task_type ?? null,
-      model_architecture: p.model_architecture ?? null,
-      framework: p.framework ?? null,
-      intended_use: p.intended_use ?? null,
-      limitations: p.limitations ?? null,
-      serving_url: p.serving_url ?? null,
-      input_schema: p.input_schema ?? null,
-      output_schema: p.output_schema ?? null,
-      ai_system_type: p.ai_system_type ?? null,
-      vendor_name: p.vendor_name ?? null,
-      vendor_product_name: p.vendor_product_name ?? null,
-      vendor_model_id: p.vendor_model_id ?? null,
-      deployment_environment: p.deployment_environment ?? null,
-      business_use_case: p.business_use_case ?? null,
-      is_gpai: p.is_gpai ?? null,
-      is_archived: p.is_archived,
-      version_count: vCount.get(p.id) ?? 0,
-      current_version_id: v?.id ?? null,
-      current_version_number: v?.version_number ?? null,
-      current_version_type: v?.version_type ?? null,
-      current_version_release_date: v?.release_date ? dateOnly(v.release_date) : null,
-      artifact_count: aCount.get(p.id) ?? 0,
-      current_artifact_id: a?.id ?? null,
-      current_artifact_file_name: a?.file_name ?? null,
-      current_artifact_kind: (a?.artifact_kind ?? null) as ModelSummary['current_artifact_kind'],
-      current_artifact_content_type: a?.content_type ?? null,
-      current_artifact_model_format: a ? modelFormat(a.file_name, a.metadata) : null,
-      current_artifact_sha256: a?.sha256 ?? null,
-      current_artifact_size_bytes: a?.size_bytes ?? null,
-      created_at: iso(p.created_at),
-      updated_at: iso(p.updated_at),
-    };
+/** One row of the page query, product columns already mapped to property types. */
+type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>> & {
+  space: string;
+  space_slug: string;
+  space_name: string;
+  // Raw columns: counts and bigints arrive as strings on PostgreSQL, JSON as text on SQLite.
+  total_count?: number | string;
+  version_count: number | string;
+  v_id: string | null;
+  v_number: number | null;
+  v_type: string | null;
+  v_release_date: string | Date | null;
+  artifact_count: number | string;
+  a_id: string | null;
+  a_file_name: string | null;
+  a_kind: string | null;
+  a_content_type: string | null;
+  a_sha256: string | null;
+  a_size_bytes: number | string | null;
+  a_metadata: Record<string, unknown> | string | null;
+};
+
+/** JSON columns: the row mapping leaves them as text on SQLite. */
+function jsonObject(value: unknown): Record<string, unknown> | null {
+  if (value === null || value === undefined) return null;
+  return (typeof value === 'string' ? JSON.parse(value) : value) as Record<string, unknown>;
+}
+
+export interface SummaryPage {
+  items: ModelSummary[];
+  /** Matching products over all pages; null when the page is empty (nothing to carry it). */
+  total: number | null;
+}
+
+/**
+ * The summaries of the products matching `where`, ordered by updated_at desc, id desc, from
+ * `skip`, at most `limit`; with `count`, also the number of all matching products. `where` is
+ * a factory because a raw() fragment (the q filter) can serve one query only.
+ * `count: 'window'` counts in the page query itself (`count(*) over ()`): right when filters
+ * make the database visit every matching row for the sort anyway (q, attribute filters);
+ * `'separate'` adds an uncorrelated count subquery: right when an index yields the page in
+ * order and the count can be index-only (a plain space listing).
+ * Works the same on SQLite and PostgreSQL: `is_current = true` matches the partial unique
+ * indexes (one current version / available artifact per product).
+ */
+export async function summaryPage(
+  em: Em,
+  where: () => FilterQuery<Product>,
+  opts: { skip?: number; limit?: number; count?: 'separate' | 'window' } = {},
+): Promise<SummaryPage> {
+  const knex = em.getKnex();
+  const page = em
+    .createQueryBuilder(Product, 'p0')
+    .select([...PRODUCT_COLUMNS, ...(opts.count === 'window' ? [raw('count(*) over () as total_count')] : [])])
+    .where(where())
+    .orderBy([{ updated_at: QueryOrder.DESC }, { id: QueryOrder.DESC }]);
+  if (opts.limit !== undefined) page.limit(opts.limit);
+  if (opts.skip) page.offset(opts.skip);
+  const query = knex
+    .select(
+      'p.*',
+      's.slug as space_slug',
+      's.name as space_name',
+      knex.raw('(select count(*) from product_versions vc where vc.product_id = p.id) as version_count'),
+      'v.id as v_id',
+      'v.version_number as v_number',
+      'v.version_type as v_type',
+      'v.release_date as v_release_date',
+      knex.raw("(select count(*) from model_artifacts ac where ac.product_id = p.id and ac.status = 'available') as artifact_count"),
+      'a.id as a_id',
+      'a.file_name as a_file_name',
+      'a.artifact_kind as a_kind',
+      'a.content_type as a_content_type',
+      'a.sha256 as a_sha256',
+      'a.size_bytes as a_size_bytes',
+      'a.metadata as a_metadata',
+    )
+    .from(page.getKnexQuery().as('p'))
+    .join('spaces as s', 's.id', 'p.space_id')
+    .leftJoin('product_versions as v', (on) => on.on('v.product_id', '=', 'p.id').andOn(knex.raw('v.is_current = true')))
+    .leftJoin('model_artifacts as a', (on) =>
+      on.on('a.product_id', '=', 'p.id').andOn(knex.raw('a.is_current = true')).andOn(knex.raw("a.status = 'available'")),
+    )
+    .orderBy([
+      { column: 'p.updated_at', order: 'desc' },
+      { column: 'p.id', order: 'desc' },
+    ]);
+  if (opts.count === 'separate') {
+    // Uncorrelated: evaluated once per query (an index-only count when only the space filters).
+    query.select(em.createQueryBuilder(Product, 'c0').count().where(where()).getKnexQuery().as('total_count'));
+  }
+  const result = await em.execute<Record<string, unknown>[]>(query);
+  const driver = em.getDriver();
+  const meta = em.getMetadata().get(Product.name);
+  const rows = result.map((r) => driver.mapResult(r, meta) as unknown as PageRow);
+  const total = rows.length > 0 && opts.count ? Number(rows[0]!.total_count) : null;
+  return { items: rows.map(toSummary), total };
+}
+
+/** The summaries of the given products, in the given order (one query). */
+export async function summarize(em: Em, productIds: readonly string[]): Promise<ModelSummary[]> {
+  if (productIds.length === 0) return [];
+  const { items } = await summaryPage(em, () => ({ id: { $in: [...productIds] } }) as FilterQuery<Product>);
+  const byId = new Map(items.map((i) => [i.id, i]));
+  return productIds.map((id) => {
+    const item = byId.get(id);
+    if (!item) throw new Error(`product ${id} vanished while being summarized`);
+    return item;
   });
+}
+
+function toSummary(r: PageRow): ModelSummary {
+  return {
+    id: r.id,
+    slug: r.slug,
+    name: r.name,
+    description: r.description ?? null,
+    long_description: r.long_description ?? null,
+    product_type: r.product_type as ModelSummary['product_type'],
+    provider: r.provider ?? null,
+    space_id: r.space,
+    space_slug: r.space_slug,
+    space_name: r.space_name,
+    risk_classification: (r.risk_classification ?? null) as ModelSummary['risk_classification'],
+    lifecycle_stage: (r.lifecycle_stage ?? null) as ModelSummary['lifecycle_stage'],
+    environment: r.environment,
+    deployment_status: r.deployment_status as ModelSummary['deployment_status'],
+    model_family: (r.model_family ?? null) as ModelSummary['model_family'],
+    model_task_type: r.model_task_type ?? null,
+    model_architecture: r.model_architecture ?? null,
+    framework: r.framework ?? null,
+    intended_use: r.intended_use ?? null,
+    limitations: r.limitations ?? null,
+    serving_url: r.serving_url ?? null,
+    input_schema: jsonObject(r.input_schema),
+    output_schema: jsonObject(r.output_schema),
+    ai_system_type: r.ai_system_type ?? null,
+    vendor_name: r.vendor_name ?? null,
+    vendor_product_name: r.vendor_product_name ?? null,
+    vendor_model_id: r.vendor_model_id ?? null,
+    deployment_environment: r.deployment_environment ?? null,
+    business_use_case: r.business_use_case ?? null,
+    is_gpai: r.is_gpai ?? null,
+    is_archived: r.is_archived,
+    version_count: Number(r.version_count),
+    current_version_id: r.v_id ?? null,
+    current_version_number: r.v_number ?? null,
+    current_version_type: (r.v_type ?? null) as ModelSummary['current_version_type'],
+    current_version_release_date: r.v_release_date ? dateOnly(r.v_release_date) : null,
+    artifact_count: Number(r.artifact_count),
+    current_artifact_id: r.a_id ?? null,
+    current_artifact_file_name: r.a_file_name ?? null,
+    current_artifact_kind: (r.a_kind ?? null) as ModelSummary['current_artifact_kind'],
+    current_artifact_content_type: r.a_content_type ?? null,
+    current_artifact_model_format: r.a_id ? modelFormat(r.a_file_name ?? '', jsonObject(r.a_metadata)) : null,
+    current_artifact_sha256: r.a_sha256 ?? null,
+    current_artifact_size_bytes: r.a_size_bytes === null || r.a_size_bytes === undefined ? null : Number(r.a_size_bytes),
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+  };
 }
 
 /** MikroORM maps `date` columns to 'YYYY-MM-DD' strings, but a Date may come from a driver. */

@@ -4,7 +4,7 @@
  * feeding the summary. One app per database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Product, ProductVersion, Space, productSearchText } from '../../../server/src/persistence/entities.ts';
+import { ModelArtifact, Product, ProductVersion, Space, productSearchText } from '../../../server/src/persistence/entities.ts';
 import { databaseTargets, startTestApp, type TestApp, type TestUser } from '../../support/app.ts';
 import {
   expectOk,
@@ -449,6 +449,48 @@ for (const target of targets) {
         const p = expectProblem(await createVersion(body), 422, 'validation_error');
         expect(p.errors!.map((e) => e.loc.join('.'))).toContain(loc);
         expect(await rowCounts(app)).toEqual(before);
+      });
+
+      it('the artifact summary follows the current available artifact (rows written directly)', async () => {
+        const em = app.em();
+        const artifact = (extra: Record<string, unknown>) =>
+          em.create(ModelArtifact, {
+            product: m.id,
+            artifact_kind: 'weights',
+            file_name: 'model.safetensors',
+            content_type: 'application/octet-stream',
+            size_bytes: 5_000_000_000, // beyond 32 bits
+            sha256: 'a'.repeat(64),
+            storage_backend: 'fs',
+            storage_key: `artifacts/${Math.random()}`,
+            storage_uri: 'file:///tmp/x',
+            status: 'available',
+            is_current: false,
+            metadata: null,
+            uploaded_at: new Date(),
+            ...extra,
+          } as never);
+        artifact({});
+        artifact({ status: 'deleted', is_current: true, file_name: 'old.onnx' });
+        const current = artifact({ is_current: true, file_name: 'model.gguf', sha256: 'b'.repeat(64), metadata: { format: 'gguf-q4' } }) as ModelArtifact;
+        await em.flush();
+        const want = {
+          artifact_count: 2,
+          current_artifact_id: current.id,
+          current_artifact_file_name: 'model.gguf',
+          current_artifact_kind: 'weights',
+          current_artifact_content_type: 'application/octet-stream',
+          current_artifact_model_format: 'gguf-q4',
+          current_artifact_sha256: 'b'.repeat(64),
+          current_artifact_size_bytes: 5_000_000_000,
+          version_count: 8,
+        };
+        expect(await get(m.id)).toMatchObject(want);
+        const listed = expectOk<ModelSummary[]>(await app.request('GET', spaceModels(SPACE, '?q=versioned'), { key: owner.key }));
+        expect(listed.find((x) => x.id === m.id)).toMatchObject(want);
+        const others = listed.filter((x) => x.id !== m.id);
+        expect(others.length).toBeGreaterThan(0);
+        for (const o of others) expect(o).toMatchObject(ARTIFACT_SUMMARY_EMPTY);
       });
 
       it('a version created for one model does not show on another', async () => {
