@@ -79,6 +79,13 @@ export class ModelService {
   private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters): Promise<ModelPage> {
     const skip = filters.skip ?? 0;
     const limit = filters.limit ?? DEFAULT_LIMIT;
+    // The spec sets no maximum for skip; beyond 2^53 JSON numbers are not exact and the
+    // databases' 64-bit OFFSET overflows.
+    if (!Number.isSafeInteger(skip)) {
+      throw errors.validation(`The request is invalid: query.skip must be at most ${Number.MAX_SAFE_INTEGER}.`, [
+        { loc: ['query', 'skip'], msg: `must be at most ${Number.MAX_SAFE_INTEGER}`, type: 'maximum' },
+      ]);
+    }
     const conditions = () => filterConditions(filters);
     const where = () => ({ $and: [visible, ...conditions()] }) as FilterQuery<Product>;
     // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.

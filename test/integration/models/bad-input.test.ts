@@ -205,6 +205,48 @@ for (const target of targets) {
       });
     });
 
+    describe('characters no database can store, and pathological shapes', () => {
+      it.each([
+        ['name', { name: 'bad\u0000name' }, ['body', 'name']],
+        ['a nested schema string', { name: 'ok', input_schema: { a: { b: ['x\u0000'] } } }, ['body', 'input_schema', 'a', 'b', 0]],
+        ['a schema key', { name: 'ok', output_schema: { 'k\u0000': 1 } }, ['body', 'output_schema', 'k\u0000']],
+      ])('a NUL in %s is 422 naming where (create and PATCH)', async (_title, body, loc) => {
+        const p = await refused(() => create(body), 422, 'validation_error');
+        expect(p.errors).toEqual([{ loc, msg: expect.stringMatching(/NUL/), type: 'pattern' }]);
+        const { name: _n, ...rest } = body as Record<string, unknown>;
+        await refused(() => patch(Object.keys(rest).length > 0 ? rest : body), 422, 'validation_error');
+      });
+
+      it('a NUL in a query value is 422, in a path slug 404', async () => {
+        for (const query of ['?q=%00', '?q=a%00b', '?model_task_type=x%00']) {
+          const p = await refused(() => app.request('GET', spaceModels(SPACE, query), { key: owner.key }), 422, 'validation_error');
+          expect(p.errors![0]!.loc[0]).toBe('query');
+        }
+        await refused(() => app.request('GET', spaceModels('bad%00'), { key: owner.key }), 404, 'not_found');
+        await refused(() => app.request('GET', orgModels('bad-org%00'), { key: owner.key }), 404, 'not_found');
+        await refused(() => app.request('POST', spaceModels('bad%00'), { key: owner.key, body: { name: 'x' } }), 404, 'not_found');
+      });
+
+      it('JSON nested deeper than 64 levels is 422, quickly; 30 levels are fine', async () => {
+        const deep = (n: number) => `{"name":"deep ${n}","input_schema":{"a":${'['.repeat(n)}${']'.repeat(n)}}}`;
+        const started = Date.now();
+        const p = await refused(() => create(deep(100_000)), 422, 'validation_error');
+        expect(p.errors![0]!.type).toBe('maxDepth');
+        expect(Date.now() - started).toBeLessThan(5_000);
+        await refused(() => create(deep(70)), 422, 'validation_error');
+        expectOk(await create(deep(30)), 201);
+      });
+
+      it('skip beyond 2^53 is 422; the largest safe skip is an empty page with exact headers', async () => {
+        const p = await refused(() => app.request('GET', spaceModels(SPACE, '?skip=99999999999999999999'), { key: owner.key }), 422);
+        expect(p.errors).toEqual([{ loc: ['query', 'skip'], msg: expect.any(String), type: 'maximum' }]);
+        const res = await app.request('GET', spaceModels(SPACE, `?skip=${Number.MAX_SAFE_INTEGER}&limit=1`), { key: owner.key });
+        expect(expectOk(res)).toEqual([]);
+        expect(res.headers.get('x-page')).toBe(String(Number.MAX_SAFE_INTEGER + 1));
+        expect(res.headers.get('x-has-more')).toBe('false');
+      });
+    });
+
     describe('malformed bodies and content types', () => {
       it.each([
         ['truncated', '{"name": "x"'],
