@@ -342,10 +342,19 @@ for (const target of targets) {
         expect(walked).toEqual(full);
       });
 
-      it('headers count the filtered records, not the space', async () => {
-        const res = await list('?model_family=traditional_ml&limit=2&skip=2');
-        const want = expected((m) => m.model_family === 'traditional_ml');
-        expect(pageHeaders(res)).toEqual({ total: want.length, page: 2, hasMore: want.length > 4 });
+      it('headers count the filtered records, not the space — on a full, a partial and an empty page', async () => {
+        const want = expected((m) => m.model_family === 'traditional_ml').length; // 4
+        const full = await list('?model_family=traditional_ml&limit=2&skip=0');
+        expect(expectOk<ModelSummary[]>(full)).toHaveLength(2);
+        expect(pageHeaders(full)).toEqual({ total: want, page: 1, hasMore: true });
+        const partial = await list('?model_family=traditional_ml&limit=3&skip=3');
+        expect(expectOk<ModelSummary[]>(partial)).toHaveLength(want - 3);
+        expect(pageHeaders(partial)).toEqual({ total: want, page: 2, hasMore: false });
+        const empty = await list('?model_family=traditional_ml&q=demand&limit=5&skip=10');
+        expect(expectOk(empty)).toEqual([]);
+        expect(pageHeaders(empty)).toEqual({ total: 2, page: 3, hasMore: false });
+        const none = await list('?q=nothing-like-this&skip=0');
+        expect(pageHeaders(none)).toEqual({ total: 0, page: 1, hasMore: false });
       });
 
       it.each([
