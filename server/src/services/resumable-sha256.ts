@@ -76,9 +76,10 @@ export async function sha256OfStream(stream: Readable): Promise<{ sha256: string
 }
 
 /**
- * Resumes saved states and extends them with streamed bytes on a worker thread (sha256-worker.mjs),
- * so the slow WebAssembly hashing never blocks the event loop serving requests. One thread, started
- * on first use and unref'd (it never keeps the process alive). Jobs run in the order given.
+ * Resumes saved states and extends them with bytes of a local file on a worker thread
+ * (sha256-worker.mjs) that reads the file itself and runs at the lowest CPU priority: the slow
+ * WebAssembly hashing uses idle CPU only and never blocks the event loop serving requests. One
+ * thread, started on first use and unref'd (it never keeps the process alive). Jobs run in order.
  */
 export class Sha256Worker {
   private worker: Worker | null = null;
@@ -107,25 +108,15 @@ export class Sha256Worker {
     return worker;
   }
 
-  /** Loads `state`, hashes everything `stream` delivers, returns the new state and the byte count. */
-  async extend(state: string, stream: Readable): Promise<{ state: string; bytes: number }> {
+  /**
+   * Loads `state` and hashes bytes [start, end] of the local file `path` into it, all on the worker
+   * thread; resolves with the new state and the number of bytes hashed (fewer when the file is short).
+   */
+  async extendFromFile(state: string, path: string, range: { start: number; end: number }): Promise<{ state: string; bytes: number }> {
     const worker = this.thread();
     const id = this.nextId++;
     const result = new Promise<{ state: string; bytes: number }>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    worker.postMessage({ id, op: 'begin', state });
-    try {
-      for await (const piece of stream as AsyncIterable<Buffer>) {
-        // A read buffer of its own can be handed over without a copy.
-        const own = piece.byteOffset === 0 && piece.byteLength === piece.buffer.byteLength && !(piece.buffer instanceof SharedArrayBuffer);
-        const bytes = own ? new Uint8Array(piece.buffer, 0, piece.byteLength) : new Uint8Array(piece);
-        worker.postMessage({ id, op: 'data', bytes }, [bytes.buffer as ArrayBuffer]);
-      }
-    } catch (err) {
-      this.pending.delete(id);
-      worker.postMessage({ id, op: 'cancel' });
-      throw err;
-    }
-    worker.postMessage({ id, op: 'end' });
+    worker.postMessage({ id, state, path, start: range.start, end: range.end });
     return result;
   }
 

@@ -27,6 +27,7 @@
  * first: completion then hashes everything.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
@@ -117,14 +118,15 @@ export class UploadService {
   /** Runs the resumable (slow) SHA-256 off the event loop. */
   private readonly hashWorker = new Sha256Worker();
   /**
-   * Whether staged parts can be read back (fs): then chunks are folded into the prefix digest on
-   * the worker thread after they are stored; otherwise (s3) a chunk extends the prefix while it
-   * streams, when it is the next one.
+   * Whether staged parts can be read back (fs): then PrefixFolder folds every stored chunk into the
+   * prefix digests; otherwise (s3) a chunk extends the saved prefix while it streams, when it is
+   * the next one.
    */
   private readonly foldsStaged: boolean;
 
   constructor(readonly deps: ServiceDeps) {
-    this.foldsStaged = deps.storage.backend !== 's3';
+    // Whether this backend keeps staged bytes in a local file (asked with a key of the right shape).
+    this.foldsStaged = deps.storage.localStagedPath({ key: artifactKey(randomUUID(), randomUUID()), uploadId: null }) !== null;
     this.folder = new PrefixFolder(deps, this.hashWorker, this.foldsStaged);
   }
 
@@ -703,17 +705,17 @@ export async function requireVersionOf(em: Em, productId: string, versionId: str
 
 /**
  * Extends the digests of upload prefixes with the chunks stored after them, reading the chunks
- * back from staging (fs only; S3 cannot read unfinished multipart uploads).
+ * back from the local staging file (fs only: S3 cannot read unfinished multipart uploads).
  *
  * Two digests per session, both covering chunks [0, n) exactly:
- * - a node:crypto hash in this process's memory (fast: SHA-NI speed), the one completion in this
- *   process normally uses; it is lost on a restart and unknown to other processes;
+ * - a node:crypto hash in this process's memory (fast: SHA-NI speed, read through one reused
+ *   buffer), the one completion in this process normally uses; lost on a restart and unknown to
+ *   other processes (each process folding a session keeps its own);
  * - the hash-wasm state saved in the session row (`hash_state`, `hashed_chunks`), which survives
- *   crashes and serves any process. WebAssembly SHA-256 is ~4× slower than node:crypto, so it runs
- *   on a worker thread at the lowest CPU priority: it costs the uploads in flight nothing, and
- *   completion uses as much of it as is done.
- * Several processes may fold the same session: each keeps its own memory digest, and the
- * conditional update lets one of them win each step of the saved state.
+ *   crashes and serves any process. WebAssembly SHA-256 is ~4× slower than node:crypto, so a worker
+ *   thread at the lowest CPU priority reads and hashes for it: it uses idle CPU only, and
+ *   completion uses as much of it as is done. The conditional update lets one process win each
+ *   step when several fold the same session.
  */
 export class PrefixFolder {
   private readonly memory = new Map<string, { next: number; hash: Hash; meta: FoldMeta }>();
@@ -723,10 +725,13 @@ export class PrefixFolder {
   private readonly saveAgain = new Set<string>();
   /** Sessions completed or aborted by this process (recent ones). */
   private readonly closed = new Set<string>();
-  /** Chunks hashed between two saves of the state. */
+  /** Read buffer of the memory folds (they run one batch at a time per session; reads are awaited one by one). */
+  private readonly buffers: Buffer[] = [];
+  /** Chunks folded (and saved) at a time. */
   private static readonly BATCH = 4;
   /** Sessions whose memory digest is kept (oldest dropped first: they fall back to the saved state). */
   private static readonly MAX_SESSIONS = 256;
+  private static readonly READ_SIZE = 1024 * 1024;
 
   constructor(
     private readonly deps: ServiceDeps,
@@ -784,7 +789,7 @@ export class PrefixFolder {
     while (this.closed.size > PrefixFolder.MAX_SESSIONS) this.closed.delete(this.closed.values().next().value!);
   }
 
-  /** The contiguous run of recorded chunks from `start` (at most BATCH), as [start, end). */
+  /** End of the contiguous run of recorded chunks from `start` (at most BATCH): [start, end). */
   private async contiguousFrom(em: Em, sessionId: string, start: number): Promise<number> {
     const rows = await em
       .createQueryBuilder(UploadChunk, 'c')
@@ -807,30 +812,36 @@ export class PrefixFolder {
     if (!entry) {
       const s = await em.findOne(UploadSession, { id: sessionId });
       if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken) return;
-      entry = { next: 0, hash: createHash('sha256'), meta: foldMetaOf(s) };
+      const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
+      if (!meta.path) return;
+      entry = { next: 0, hash: createHash('sha256'), meta };
       this.memory.set(sessionId, entry);
       while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.memory.delete(this.memory.keys().next().value!);
     }
-    for (;;) {
-      const start = entry.next;
-      if (start >= entry.meta.chunk_count) return;
-      const end = await this.contiguousFrom(em, sessionId, start);
-      if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
-      const range = this.byteRange(entry.meta, start, end);
-      const stream = await this.deps.storage.readStaged(entry.meta.staged, range);
-      if (!stream) return;
-      try {
-        let bytes = 0;
-        for await (const piece of stream as AsyncIterable<Buffer>) {
-          entry.hash.update(piece);
-          bytes += piece.length;
+    const buffer = this.buffers.pop() ?? Buffer.allocUnsafe(PrefixFolder.READ_SIZE);
+    let file: FileHandle | null = null;
+    try {
+      for (;;) {
+        const start = entry.next;
+        if (start >= entry.meta.chunk_count) return;
+        const end = await this.contiguousFrom(em, sessionId, start);
+        if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
+        const range = this.byteRange(entry.meta, start, end);
+        file ??= await open(entry.meta.path!, 'r');
+        for (let position = range.start; position <= range.end; ) {
+          const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, range.end - position + 1), position);
+          if (bytesRead === 0) throw new Error(`the staging file ended at ${position}, before ${range.end + 1}`);
+          entry.hash.update(buffer.subarray(0, bytesRead));
+          position += bytesRead;
         }
-        if (bytes !== range.end - range.start + 1) throw new Error(`read ${bytes} staged bytes, expected ${range.end - range.start + 1}`);
-      } catch (err) {
-        this.memory.delete(sessionId); // a partly updated hash is useless
-        throw err;
+        entry.next = end;
       }
-      entry.next = end;
+    } catch (err) {
+      this.memory.delete(sessionId); // a partly updated hash is useless
+      throw err;
+    } finally {
+      await file?.close();
+      this.buffers.push(buffer);
     }
   }
 
@@ -845,11 +856,10 @@ export class PrefixFolder {
       if (start >= s.chunk_count) return;
       const end = await this.contiguousFrom(em, sessionId, start);
       if (end === start) return;
-      const meta = foldMetaOf(s);
+      const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
+      if (!meta.path) return;
       const range = this.byteRange(meta, start, end);
-      const stream = await this.deps.storage.readStaged(meta.staged, range);
-      if (!stream) return;
-      const { state, bytes } = await this.worker.extend(s.hash_state, stream);
+      const { state, bytes } = await this.worker.extendFromFile(s.hash_state, meta.path, range);
       if (bytes !== range.end - range.start + 1) return;
       const n = await em.nativeUpdate(
         UploadSession,
@@ -871,9 +881,10 @@ interface FoldMeta {
   chunk_count: number;
   chunk_size_bytes: number;
   total_size_bytes: number;
-  staged: StagedUpload;
+  /** The local staging file (null: the backend keeps none). */
+  path: string | null;
 }
 
-function foldMetaOf(s: UploadSession): FoldMeta {
-  return { chunk_count: s.chunk_count, chunk_size_bytes: s.chunk_size_bytes, total_size_bytes: s.total_size_bytes, staged: stagedOf(s) };
+function foldMetaOf(s: UploadSession, path: string | null): FoldMeta {
+  return { chunk_count: s.chunk_count, chunk_size_bytes: s.chunk_size_bytes, total_size_bytes: s.total_size_bytes, path };
 }

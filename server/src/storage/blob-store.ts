@@ -86,13 +86,13 @@ export interface BlobStore {
   ): Promise<void>;
 
   /**
-   * Reads back the inclusive byte range [start, end] of a staged upload's stored parts, or null when
-   * the backend cannot read staged data (s3: the parts of an unfinished multipart upload are not
-   * readable). Lets the upload service extend a resumable digest with parts that were stored out of
-   * order, so completion need not read them again. The caller only reads ranges of parts it has
-   * recorded as stored. Rejects with StagedUploadNotFoundError when the staged upload is gone.
+   * The local file that holds a staged upload's bytes (fs: the staging file; parts sit at their
+   * offsets), or null when the staged bytes are not in a local file (s3: the parts of an unfinished
+   * multipart upload cannot be read at all). For readers of stored parts outside this store, e.g.
+   * the upload service's digest of the chunks received so far, computed on another thread. Read
+   * only ranges of parts recorded as stored; never write to it. The file disappears on commit/abort.
    */
-  readStaged(staged: StagedUpload, range: { start: number; end: number }): Promise<Readable | null>;
+  localStagedPath(staged: StagedUpload): string | null;
 
   /**
    * Discards staged bytes. Idempotent (an unknown/finished upload resolves). On S3 a failed

@@ -141,11 +141,8 @@ export class FsBlobStore implements BlobStore {
     await fsyncDir(this.stagingDir);
   }
 
-  async readStaged(staged: StagedUpload, range: { start: number; end: number }): Promise<Readable | null> {
-    assertRange(range);
-    const fh = await openExisting(this.stagingPathOf(staged.key), 'r', () => new StagedUploadNotFoundError(staged.key));
-    // The stream owns the handle and closes it at end, error or destroy.
-    return fh.createReadStream({ highWaterMark: READ_HIGH_WATER_MARK, start: range.start, end: range.end });
+  localStagedPath(staged: StagedUpload): string {
+    return this.stagingPathOf(staged.key);
   }
 
   async abortStaged(staged: StagedUpload): Promise<void> {

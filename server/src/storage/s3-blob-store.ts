@@ -164,10 +164,9 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** S3 cannot read the parts of an unfinished multipart upload. */
-  async readStaged(staged: StagedUpload, range: { start: number; end: number }): Promise<Readable | null> {
+  /** Staged parts live in S3, where an unfinished multipart upload cannot even be read. */
+  localStagedPath(staged: StagedUpload): null {
     this.objectKey(staged.key); // same key checks as every other method
-    assertRange(range);
     return null;
   }
 

@@ -167,6 +167,9 @@ for (const factory of await storageTargets()) {
         const { uploadId } = await app.client.sendAll(pid, data, { is_current: true, metadata: { format: 'ONNX' } }, { digests: true, parallel: 2 });
         const before = await session(uploadId);
         expect(before).toMatchObject({ hash_broken: false, status: 'uploading', received_bytes: size });
+        // (The digest reads each chunk back right after it is stored: let it finish before the
+        // bytes are scrambled below.)
+        await app.services.uploads.folder.settle(uploadId);
         const complete = async () => {
           const done = await app.client.complete(pid, uploadId);
           expect(done.status).toBe(201);
@@ -499,7 +502,7 @@ for (const factory of await storageTargets()) {
         expect(nul.body.errors[0].loc).toEqual(['body', 'file_name']);
         const nulMeta = await app.client.initiate(pid, { file_name: 'a', content_type: 'text/plain', total_size_bytes: 1, metadata: { k: 'x\u0000' } });
         expect(nulMeta.status).toBe(422);
-        expect(nulMeta.body.errors[0].loc).toEqual(['body', 'metadata']);
+        expect(nulMeta.body.errors[0].loc.slice(0, 2)).toEqual(['body', 'metadata']);
       });
     });
 
