@@ -328,7 +328,9 @@ async function main(): Promise<void> {
         ...rows.map(line),
       ].join('\n'),
     );
-    if (rows.slice(1).some((r) => r[7] !== 'yes')) process.exitCode = 1;
+    // A benchmark, not a test: a missed target is reported, not an error exit.
+    const missed = rows.slice(1).filter((r) => r[7] !== 'yes').map((r) => r[0]);
+    console.log(missed.length === 0 ? '\nall targets met' : `\ntarget missed: ${missed.join('; ')}`);
   } finally {
     await orm?.close(true);
     await db.drop();
