@@ -9,11 +9,12 @@
  *    production); autocannon in a child process (the other core), 32 connections, ~10 s per case:
  *    the space listing with limit 50 — plain, with `q`, with two filters — and a trivial Express
  *    JSON endpoint as the ceiling.
- * 4. A table of requests/s and p99 latency, checked against the targets: p99 < 50 ms and at least
- *    30% of the ceiling's requests/s.
+ * 4. A table of requests/s, p50/p99 latency and this process's CPU time per request, checked
+ *    against the targets: p99 < 50 ms and at least 30% of the ceiling's requests/s.
  *
  * BENCH_DURATION_SECONDS (10) and BENCH_MODELS (100000) change the run; BENCH_EXPLAIN=1 prints
- * EXPLAIN ANALYZE of the listing queries.
+ * EXPLAIN ANALYZE of every statement one listing request runs; BENCH_PROFILE=/tmp/p writes a V8
+ * CPU profile of each listing case (/tmp/p.<n>.cpuprofile, open in Chrome DevTools).
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
