@@ -12,9 +12,6 @@ import { PartLengthError } from '../storage/index.ts';
 import type { ResumableSha256 } from './resumable-sha256.ts';
 
 /** The chunk's bytes do not match its Content-Digest. */
-/** Slices passed on to storage. */
-const SLICE = 1024 * 1024;
-
 export class ChunkDigestError extends Error {
   constructor() {
     super('chunk bytes do not match the Content-Digest');
@@ -26,10 +23,7 @@ export class ChunkBody extends Transform {
   bytes = 0;
   /** Hex SHA-256 of the chunk, set once the whole body has arrived. */
   sha256 = '';
-  /** Received but not yet passed on: everything after the last full slice. */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** The latest full slice, passed on only once the next one is complete (or at the verified end). */
+  /** The latest piece, passed on only once the next one arrives (or at the verified end). */
   private held: Buffer | null = null;
   private readonly hash = createHash('sha256');
 
@@ -38,7 +32,7 @@ export class ChunkBody extends Transform {
     private readonly expectedDigest: Buffer | undefined,
     private readonly prefix: ResumableSha256 | null,
   ) {
-    super({ highWaterMark: SLICE });
+    super(); // default buffering: socket pieces pass straight through to storage
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -49,15 +43,10 @@ export class ChunkBody extends Transform {
     }
     this.hash.update(chunk);
     this.prefix?.update(chunk);
-    // Socket reads arrive in ~64 KiB pieces; storage writes them in 1 MiB slices (16× fewer writes).
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= SLICE) {
-      if (this.held) this.push(this.held);
-      this.held = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-    }
+    // Pieces pass through as they came off the socket: copying them into bigger slices would
+    // halve the write calls but double the garbage, which costs more (a large heap makes GC dear).
+    if (this.held) this.push(this.held);
+    this.held = chunk;
     done();
   }
 
@@ -73,9 +62,7 @@ export class ChunkBody extends Transform {
       return;
     }
     if (this.held) this.push(this.held);
-    if (this.pendingBytes > 0) this.push(Buffer.concat(this.pending, this.pendingBytes));
     this.held = null;
-    this.pending = [];
     done();
   }
 }

@@ -437,7 +437,7 @@ export class UploadService {
       await this.assertWritable(em, current);
       throw errors.uploadNotWritable(`Upload session ${session.id} no longer takes chunks.`);
     }
-    this.folder.kick(session.id);
+    this.folder.kick(session.id, replace ? undefined : index);
     // Every chunk's size follows from its index, so the indexes give the byte count too.
     const received = await this.receivedIndexes(em, session.id);
     session.status = 'uploading';
@@ -472,6 +472,7 @@ export class UploadService {
 
     const done = await this.quiesce(loaded.session.id, 'completed');
     try {
+      this.folder.catchUp(loaded.session.id); // chunks other processes stored since its last fold
       await this.folder.settle(loaded.session.id);
       const session = (await this.reload(em, loaded.session.id))!;
       const again = await this.completedArtifact(em, session);
@@ -718,7 +719,7 @@ export async function requireVersionOf(em: Em, productId: string, versionId: str
  *   step when several fold the same session.
  */
 export class PrefixFolder {
-  private readonly memory = new Map<string, { next: number; hash: Hash; meta: FoldMeta }>();
+  private readonly memory = new Map<string, MemoryDigest>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   private readonly saving = new Map<string, Promise<void>>();
@@ -729,6 +730,11 @@ export class PrefixFolder {
   private readonly buffers: Buffer[] = [];
   /** Chunks folded (and saved) at a time. */
   private static readonly BATCH = 4;
+  /** The saved state is extended once the memory digest is this many chunks ahead of it … */
+  private static readonly SAVE_EVERY = 16;
+  /** … or once the session had no new chunk for this long. */
+  private static readonly SAVE_WHEN_IDLE_MS = 1000;
+  private readonly saveTimers = new Map<string, NodeJS.Timeout>();
   /** Sessions whose memory digest is kept (oldest dropped first: they fall back to the saved state). */
   private static readonly MAX_SESSIONS = 256;
   private static readonly READ_SIZE = 1024 * 1024;
@@ -739,10 +745,32 @@ export class PrefixFolder {
     private readonly enabled: boolean,
   ) {}
 
-  /** Schedules folding the session's newly stored chunks (after a chunk was recorded). */
-  kick(sessionId: string): void {
+  /**
+   * Schedules folding the session's newly stored chunks, after a chunk was recorded (`index`: the
+   * chunk this process stored and recorded, which spares the fold a query for it).
+   */
+  kick(sessionId: string, index?: number): void {
     if (!this.enabled) return;
-    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.kickSave(sessionId));
+    if (index !== undefined) this.memory.get(sessionId)?.recorded.add(index);
+    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.planSave(sessionId));
+  }
+
+  /** Extends the saved state now when it lags far behind, else when the session goes quiet. */
+  private planSave(sessionId: string): void {
+    const entry = this.memory.get(sessionId);
+    clearTimeout(this.saveTimers.get(sessionId));
+    if (entry && entry.next - entry.savedKick >= PrefixFolder.SAVE_EVERY) {
+      entry.savedKick = entry.next;
+      this.kickSave(sessionId);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.saveTimers.delete(sessionId);
+      if (entry) entry.savedKick = entry.next;
+      this.kickSave(sessionId);
+    }, PrefixFolder.SAVE_WHEN_IDLE_MS);
+    timer.unref();
+    this.saveTimers.set(sessionId, timer);
   }
 
   private kickSave(sessionId: string): void {
@@ -766,6 +794,11 @@ export class PrefixFolder {
     running.set(id, run);
   }
 
+  /** Folds whatever was stored since, when this process keeps a memory digest of the session. */
+  catchUp(sessionId: string): void {
+    if (this.memory.has(sessionId)) this.kick(sessionId);
+  }
+
   /** Waits for the memory fold of the session (the saved state may lag behind). */
   async settle(sessionId: string): Promise<void> {
     await this.running.get(sessionId);
@@ -785,6 +818,8 @@ export class PrefixFolder {
   /** The session is completed or aborted here: drop its digests and stop saving its state. */
   forget(sessionId: string): void {
     this.memory.delete(sessionId);
+    clearTimeout(this.saveTimers.get(sessionId));
+    this.saveTimers.delete(sessionId);
     this.closed.add(sessionId);
     while (this.closed.size > PrefixFolder.MAX_SESSIONS) this.closed.delete(this.closed.values().next().value!);
   }
@@ -814,18 +849,27 @@ export class PrefixFolder {
       if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken) return;
       const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
       if (!meta.path) return;
-      entry = { next: 0, hash: createHash('sha256'), meta };
+      entry = { next: 0, hash: createHash('sha256'), meta, recorded: new Set(), savedKick: s.hashed_chunks };
       this.memory.set(sessionId, entry);
       while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.memory.delete(this.memory.keys().next().value!);
     }
     const buffer = this.buffers.pop() ?? Buffer.allocUnsafe(PrefixFolder.READ_SIZE);
     let file: FileHandle | null = null;
+    let progressed = false;
     try {
       for (;;) {
         const start = entry.next;
         if (start >= entry.meta.chunk_count) return;
-        const end = await this.contiguousFrom(em, sessionId, start);
-        if (end === start) return; // the next chunk has not arrived yet: its arrival kicks us again
+        // Chunks this process recorded are known. Others (another process's) are looked up, but
+        // only when nothing known moved the digest in this run: the next kick looks again.
+        let end = start;
+        while (end - start < PrefixFolder.BATCH && entry.recorded.has(end)) entry.recorded.delete(end++);
+        if (end === start && !progressed) {
+          end = await this.contiguousFrom(em, sessionId, start);
+          for (const i of entry.recorded) if (i < end) entry.recorded.delete(i);
+        }
+        if (end === start) return;
+        progressed = true; // the next chunk has not arrived yet: its arrival kicks us again
         const range = this.byteRange(entry.meta, start, end);
         file ??= await open(entry.meta.path!, 'r');
         for (let position = range.start; position <= range.end; ) {
@@ -874,6 +918,17 @@ export class PrefixFolder {
       }
     }
   }
+}
+
+/** This process's running digest of a session's chunks [0, next). */
+interface MemoryDigest {
+  next: number;
+  hash: Hash;
+  meta: FoldMeta;
+  /** Chunks at or after `next` this process recorded (no need to look them up). */
+  recorded: Set<number>;
+  /** `next` when the saved state was last asked to catch up. */
+  savedKick: number;
 }
 
 /** What folding needs of a session (fixed for its lifetime). */
