@@ -5,8 +5,8 @@
  * Where the truth lives (DESIGN.md "Scale"): the session and its chunk list are rows; the bytes
  * are in the BlobStore's staged upload (one sparse file on fs, a multipart upload on S3). Session
  * rows are only changed with conditional `nativeUpdate`s, so several processes can serve one upload:
- * - status / received_bytes: guarded by `row_version` (read, compute, update where the version is
- *   unchanged, retry on a lost race);
+ * - status / received_bytes: one atomic update per chunk (`received_bytes + size` for an index
+ *   seen the first time) conditioned on the status, bumping `row_version`; nothing to retry;
  * - the resumable prefix digest (hash_state, hashed_chunks): guarded by `hashed_chunks` and
  *   `hash_broken` (only the holder of the state for exactly `hashed_chunks` may extend it);
  * - completion: `status in (initialized, uploading)` → `completed` in the transaction that inserts
@@ -25,6 +25,12 @@
  * while it streams. Completion uses whichever digest covers every chunk (no read at all), else
  * hashes only what is missing. Replacing a chunk that was already received sets `hash_broken`
  * first: completion then hashes everything.
+ *
+ * Writers of one chunk never overlap within a process (a re-send stops the older request first),
+ * and a completion or abort stops this process's writers of the session before it starts. Not
+ * covered: on fs shared by several processes, a re-send of an already stored chunk still streaming
+ * in one process while another completes the session could write into the committed file after its
+ * digest was taken; well-behaved clients (the SDK) complete only after every chunk was answered.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
