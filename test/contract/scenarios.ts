@@ -35,6 +35,7 @@ import {
   uploadSize,
 } from './helpers.ts';
 import { listOperations } from '../support/spec-check.ts';
+import { seedModelCreate } from '../support/fixtures.ts';
 
 export interface Scenario {
   name: string;
@@ -51,25 +52,11 @@ const ids = (items: { id: string }[]) => items.map((i) => i.id);
 
 /** A model with every create field set (the seed's example plus the extension fields). */
 function fullModel(t: Target): ModelCreate {
+  const { name: _name, ...seedFields } = seedModelCreate;
   return newModel(t, {
+    ...seedFields,
     slug: `contract-${t.tag}-churn-prediction`,
-    description: 'Predicts account churn risk for customer success workflows.',
     long_description: 'Gradient-boosted trees over 30-day usage aggregates.',
-    product_type: 'ML Model',
-    provider: 'ml-platform',
-    environment: 'production',
-    risk_classification: 'limited',
-    lifecycle_stage: 'monitoring',
-    model_family: 'traditional_ml',
-    model_task_type: 'classification',
-    model_architecture: 'XGBoost',
-    framework: 'scikit-learn',
-    intended_use: 'Prioritize customer success outreach.',
-    limitations: 'Not calibrated for accounts with less than 30 days of activity.',
-    deployment_status: 'production',
-    serving_url: 'https://models.example.com/churn',
-    input_schema: { type: 'object', required: ['account_id', 'usage_30d'] },
-    output_schema: { type: 'object', properties: { churn_probability: { type: 'number' } } },
     ai_system_type: 'predictive',
     vendor_name: 'Acme',
     vendor_product_name: 'Churn Suite',

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answeredByPrism, proxyViolations, startPrism, startPrismProxy, type PrismHandle } from '../support/prism.ts';
 import { apiSpec, documentedStatuses, listOperations, readAndCheck } from '../support/spec-check.ts';
+import { seedModelCreate } from '../support/fixtures.ts';
 
 const API = '/api/v1.0';
 const PRODUCT = '3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10';
@@ -60,26 +61,7 @@ interface OperationCases {
 
 const json = (value: unknown) => (): BodyInit => JSON.stringify(value);
 
-const seedCreate = {
-  name: 'Churn Prediction Model',
-  slug: 'churn-prediction-model',
-  description: 'Predicts account churn risk for customer success workflows.',
-  product_type: 'ML Model',
-  provider: 'ml-platform',
-  environment: 'production',
-  risk_classification: 'limited',
-  lifecycle_stage: 'monitoring',
-  model_family: 'traditional_ml',
-  model_task_type: 'classification',
-  model_architecture: 'XGBoost',
-  framework: 'scikit-learn',
-  intended_use: 'Prioritize customer success outreach.',
-  limitations: 'Not calibrated for accounts with less than 30 days of activity.',
-  deployment_status: 'production',
-  serving_url: 'https://models.example.com/churn',
-  input_schema: { type: 'object', required: ['account_id', 'usage_30d'] },
-  output_schema: { type: 'object', properties: { churn_probability: { type: 'number' } } },
-};
+const seedCreate = seedModelCreate;
 
 const seedInitiate = {
   file_name: 'churn-model-v2.onnx',

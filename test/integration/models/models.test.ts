@@ -20,31 +20,15 @@ import {
   type ModelSummary,
   type ModelVersion,
 } from './helpers.ts';
+import { seedModelCreate } from '../../support/fixtures.ts';
 
 const ORG = 'crud-org';
 const SPACE = 'crud';
 
 /** The seed document's create example, plus every other create field. */
 const FULL: ModelCreate = {
-  name: 'Churn Prediction Model',
-  slug: 'churn-prediction-model',
-  description: 'Predicts account churn risk for customer success workflows.',
+  ...seedModelCreate,
   long_description: 'A gradient-boosted classifier over 30-day usage aggregates.',
-  product_type: 'ML Model',
-  provider: 'ml-platform',
-  environment: 'production',
-  risk_classification: 'limited',
-  lifecycle_stage: 'monitoring',
-  model_family: 'traditional_ml',
-  model_task_type: 'classification',
-  model_architecture: 'XGBoost',
-  framework: 'scikit-learn',
-  intended_use: 'Prioritize customer success outreach.',
-  limitations: 'Not calibrated for accounts with less than 30 days of activity.',
-  deployment_status: 'production',
-  serving_url: 'https://models.example.com/churn',
-  input_schema: { type: 'object', required: ['account_id', 'usage_30d'] },
-  output_schema: { type: 'object', properties: { churn_probability: { type: 'number' } } },
   ai_system_type: 'predictive',
   vendor_name: 'In-house',
   vendor_product_name: 'Churn Suite',
