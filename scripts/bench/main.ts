@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { createModelRepositoryClient } from '../../sdk/src/index.ts';
 import type { ClientJob, ClientResult } from './client.ts';
 import { ensureNginx, nginxVersion, startNginx } from './nginx.ts';
-import { cpuSeconds, currentRss, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
+import { cpuSeconds, currentRss, machineBusySeconds, ownTreeCpuSeconds, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
 import {
   answerOf,
   cleanUp,
@@ -109,6 +109,22 @@ function machine(): string {
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   return `${os.availableParallelism()} × ${model}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, Linux ${os.release()}; load average at start ${load}`;
+}
+
+/**
+ * How much CPU other processes took while the bench ran: the machine's busy time minus the bench's
+ * own (this process and its children). The measurements are only as good as this is small.
+ */
+function otherLoad(): () => string {
+  const started = performance.now();
+  const busy = machineBusySeconds();
+  const own = ownTreeCpuSeconds();
+  return () => {
+    const wall = (performance.now() - started) / 1000;
+    const others = Math.max(0, machineBusySeconds() - busy - (ownTreeCpuSeconds() - own));
+    const available = wall * os.availableParallelism();
+    return `other processes used ${others.toFixed(1)} CPU s of the ${available.toFixed(0)} available during the ${wall.toFixed(0)} s run (${((others / available) * 100).toFixed(0)}%)`;
+  };
 }
 
 /** A file of `size` bytes: one random 64 MiB block, repeated with each copy's first 8 bytes numbered; flushed to disk. */
@@ -219,6 +235,8 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const source = join(tmp, 'source.bin');
   const warmUp = join(tmp, 'warm-up.bin');
   const rows: Row[] = [];
+  const host = machine();
+  const noise = otherLoad();
 
   log(`generating ${formatBytes(size)} in ${tmp}`);
   await generateFile(source, size);
@@ -344,7 +362,8 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   console.log(
     [
       `npm run bench — ${formatBytes(size)} (${size} bytes), 8 MiB chunks, ${CONCURRENCY} in flight; MB = 10^6 bytes`,
-      `machine: ${machine()}`,
+      `machine: ${host}`,
+      `noise: ${noise()}`,
       '',
       line(header),
       `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,

@@ -42,3 +42,17 @@ export function threadCpuSeconds(pid: number): Map<number, number> {
   }
   return threads;
 }
+
+/** CPU time (seconds) all CPUs of the machine spent busy so far (not idle, not waiting for I/O). */
+export function machineBusySeconds(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return (user + nice + system + irq + softirq + steal) / clockTicks;
+}
+
+/** CPU time (seconds) of this process and of its children that have ended (and been waited for). */
+export function ownTreeCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / clockTicks;
+}
