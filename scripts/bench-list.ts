@@ -32,7 +32,7 @@ import { createLogger } from '../server/src/logger.ts';
 import { openOrm, type Orm } from '../server/src/persistence/orm.ts';
 import { Product, ProductVersion, productSearchText } from '../server/src/persistence/entities.ts';
 import { bootstrap, createSpace } from '../server/src/services/admin.ts';
-import { createBlobStore } from '../server/src/storage/index.ts';
+import { openBlobStore } from '../server/src/storage/index.ts';
 import { storageOptions } from '../server/src/services/index.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 
@@ -256,7 +256,7 @@ async function main(): Promise<void> {
 
     const q = 'churn';
 
-    const api = createApp({ config, orm, storage: createBlobStore(storageOptions(config)), logger });
+    const api = createApp({ config, orm, storage: await openBlobStore(storageOptions(config)), logger });
     const { server, origin } = await listen(api);
     const ceilingApp = express();
     ceilingApp.get('/ping', (_req, res) => {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { loadConfigOrExit } from './config.ts';
 import { createLogger } from './logger.ts';
 import { openOrm } from './persistence/orm.ts';
-import { createBlobStore } from './storage/index.ts';
+import { openBlobStore } from './storage/index.ts';
 import { createApp } from './app.ts';
 import { createServices, storageOptions } from './services/index.ts';
 import { ensureFirstStart } from './services/admin.ts';
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger(config);
   const orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
-  const storage = createBlobStore(storageOptions(config));
+  const storage = await openBlobStore(storageOptions(config));
 
   const firstKey = await ensureFirstStart(orm, logger);
   if (firstKey) {

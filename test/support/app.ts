@@ -23,7 +23,7 @@ import { createApp } from '../../server/src/app.ts';
 import { loadConfig, type Config } from '../../server/src/config.ts';
 import { createLogger } from '../../server/src/logger.ts';
 import { openOrm, type Em, type Orm } from '../../server/src/persistence/orm.ts';
-import { createBlobStore } from '../../server/src/storage/index.ts';
+import { openBlobStore } from '../../server/src/storage/index.ts';
 import { storageOptions } from '../../server/src/services/index.ts';
 import * as admin from '../../server/src/services/admin.ts';
 import type { DatabaseTarget } from '../integration/persistence/targets.ts';
@@ -96,7 +96,7 @@ export async function startTestApp(target: DatabaseTarget, env: Record<string, s
   let server: Server | undefined;
   try {
     orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
-    const storage = createBlobStore(storageOptions(config));
+    const storage = await openBlobStore(storageOptions(config));
     const app = createApp({ config, orm, storage, logger });
     server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {

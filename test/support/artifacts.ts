@@ -21,7 +21,7 @@ import { createApp } from '../../server/src/app.ts';
 import { loadConfig, type Config } from '../../server/src/config.ts';
 import { createLogger } from '../../server/src/logger.ts';
 import { openOrm, type Em, type Orm } from '../../server/src/persistence/orm.ts';
-import { createBlobStore, type BlobStore } from '../../server/src/storage/index.ts';
+import { openBlobStore, type BlobStore } from '../../server/src/storage/index.ts';
 import { createServices, type Services } from '../../server/src/services/index.ts';
 import * as admin from '../../server/src/services/admin.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
@@ -256,7 +256,7 @@ export async function startArtifactApp(target: StorageTarget, env: Record<string
   const orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
   const storage =
     target.backend === 's3'
-      ? createBlobStore({
+      ? await openBlobStore({
           backend: 's3',
           bucket: config.s3!.bucket,
           region: config.s3!.region,
@@ -265,7 +265,7 @@ export async function startArtifactApp(target: StorageTarget, env: Record<string
           prefix: config.s3!.prefix,
           credentials: { accessKeyId: target.s3!.accessKeyId, secretAccessKey: target.s3!.secretAccessKey },
         })
-      : createBlobStore({ backend: 'fs', dir: config.storageDir });
+      : await openBlobStore({ backend: 'fs', dir: config.storageDir });
   const services = createServices({ config, orm, storage, logger });
   const app = createApp({ config, orm, storage, logger, services });
   const server: Server = app.listen(0, '127.0.0.1');

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
+import { openBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
 import { describeBlobStoreConformance } from './conformance.ts';
 
 const tempDirs: string[] = [];
@@ -24,12 +24,12 @@ describeBlobStoreConformance({
   name: 'fs',
   async createStore() {
     conformanceRoot = path.join(await tempDir(), 'artifacts'); // not created yet: the store creates it
-    return createBlobStore({ backend: 'fs', dir: conformanceRoot });
+    return openBlobStore({ backend: 'fs', dir: conformanceRoot });
   },
   async createBrokenStore() {
     const file = path.join(await tempDir(), 'not-a-directory');
     await writeFile(file, 'x');
-    return createBlobStore({ backend: 'fs', dir: file });
+    return openBlobStore({ backend: 'fs', dir: file });
   },
   partSize: 256 * 1024,
   expectedUri: (key) => pathToFileURL(path.join(conformanceRoot, ...key.split('/'))).href,

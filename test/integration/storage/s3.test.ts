@@ -5,11 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
   contentDisposition,
-  createBlobStore,
   ExactLengthStream,
+  openBlobStore,
   PartLengthError,
   type BlobStore,
 } from '../../../server/src/storage/index.ts';
+import { S3BlobStore, type S3BlobStoreOptions } from '../../../server/src/storage/s3-blob-store.ts';
 import { startS3Server, type S3TestServer } from '../../support/s3.ts';
 import { describeBlobStoreConformance } from './conformance.ts';
 
@@ -27,16 +28,16 @@ afterAll(async () => {
   await s3?.stop();
 });
 
+const optionsFor = (server: S3TestServer, overrides: { bucket?: string; prefix?: string; secretAccessKey?: string } = {}): S3BlobStoreOptions => ({
+  bucket: overrides.bucket ?? server.bucket,
+  region: server.region,
+  endpoint: server.endpoint,
+  forcePathStyle: true,
+  ...('prefix' in overrides ? { prefix: overrides.prefix } : { prefix: `/${PREFIX}/` }), // slashes are trimmed
+  credentials: { accessKeyId: server.accessKeyId, secretAccessKey: overrides.secretAccessKey ?? server.secretAccessKey },
+});
 const storeOn = (server: S3TestServer, overrides: { bucket?: string; prefix?: string; secretAccessKey?: string } = {}): BlobStore =>
-  createBlobStore({
-    backend: 's3',
-    bucket: overrides.bucket ?? server.bucket,
-    region: server.region,
-    endpoint: server.endpoint,
-    forcePathStyle: true,
-    ...('prefix' in overrides ? { prefix: overrides.prefix } : { prefix: `/${PREFIX}/` }), // slashes are trimmed
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: overrides.secretAccessKey ?? server.secretAccessKey },
-  });
+  new S3BlobStore(optionsFor(server, overrides));
 
 describeBlobStoreConformance({
   name: 's3 (s3rver)',
@@ -52,6 +53,11 @@ describeBlobStoreConformance({
 });
 
 describe('S3BlobStore specifics', () => {
+  it('openBlobStore loads the S3 store on demand', async () => {
+    const store = await openBlobStore({ backend: 's3', ...optionsFor(s3) });
+    expect(store).toBeInstanceOf(S3BlobStore);
+  });
+
   const body = (bytes: Buffer) => Readable.from([bytes], { objectMode: false });
 
   it('keeps objects under the prefix', async () => {
