@@ -6,7 +6,7 @@
  */
 import { ormOptions } from './orm.ts';
 
-export default ormOptions(
+export default await ormOptions(
   { dialect: 'postgresql', url: process.env.MIGRATIONS_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
   { forCli: true },
 );

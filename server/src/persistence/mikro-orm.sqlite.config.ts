@@ -5,4 +5,4 @@
  */
 import { ormOptions } from './orm.ts';
 
-export default ormOptions({ dialect: 'sqlite', path: ':memory:' }, { forCli: true });
+export default await ormOptions({ dialect: 'sqlite', path: ':memory:' }, { forCli: true });

@@ -20,9 +20,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MikroORM, type Options } from '@mikro-orm/core';
-import { LibSqlDriver } from '@mikro-orm/libsql';
 import { Migrator } from '@mikro-orm/migrations';
-import { PostgreSqlDriver, type AbstractSqlDriver, type SqlEntityManager } from '@mikro-orm/postgresql';
+import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/postgresql';
 import { parseDatabaseUrl, type DatabaseTarget } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { ALL_ENTITIES } from './entities.ts';
@@ -58,8 +57,10 @@ const MIGRATION_LOCK_KEY = 724_311_809;
 /**
  * MikroORM options for a database. `forCli` builds the variant the MikroORM CLI uses to
  * generate migrations (file-based, with a snapshot); the app uses the static migration list.
+ * Only the driver the URL names is loaded (@mikro-orm/libsql or @mikro-orm/postgresql, several
+ * MB of resident memory each): nothing imports a driver package statically.
  */
-export function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptions, 'databaseUrl'> & { forCli?: boolean } = {}) {
+export async function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptions, 'databaseUrl'> & { forCli?: boolean } = {}) {
   const log = opts.logger;
   const common = {
     entities: ALL_ENTITIES,
@@ -96,6 +97,7 @@ export function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptions, 'd
 
   if (target.dialect === 'sqlite') {
     const isFile = target.path !== ':memory:';
+    const { LibSqlDriver } = await import('@mikro-orm/libsql');
     return {
       ...common,
       driver: LibSqlDriver,
@@ -115,6 +117,7 @@ export function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptions, 'd
       },
     } satisfies Options;
   }
+  const { PostgreSqlDriver } = await import('@mikro-orm/postgresql');
   return {
     ...common,
     driver: PostgreSqlDriver,
@@ -123,7 +126,8 @@ export function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptions, 'd
 }
 
 export function dialectOf(orm: Orm): Dialect {
-  return orm.config.get('driver') === PostgreSqlDriver ? 'postgresql' : 'sqlite';
+  // By platform, not by driver class: comparing with PostgreSqlDriver would load that package.
+  return orm.config.getPlatform().constructor.name === 'PostgreSqlPlatform' ? 'postgresql' : 'sqlite';
 }
 
 /** Open the database named by the URL (or a Config) and apply pending migrations. */
@@ -132,7 +136,7 @@ export async function openOrm(opts: OpenOrmOptions): Promise<Orm> {
   if (target.dialect === 'sqlite' && target.path !== ':memory:') {
     fs.mkdirSync(path.dirname(target.path), { recursive: true });
   }
-  const orm = (await MikroORM.init(ormOptions(target, opts) as Options)) as unknown as Orm;
+  const orm = (await MikroORM.init((await ormOptions(target, opts)) as Options)) as unknown as Orm;
   if (opts.migrate ?? true) {
     try {
       const applied = await migrate(orm);

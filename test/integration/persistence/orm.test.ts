@@ -64,7 +64,7 @@ for (const target of targets) {
 
       it('are up to date with the entities (snapshot diff, what migration:create would see)', async () => {
         const target2 = parseDatabaseUrl(target.dialect === 'sqlite' ? 'sqlite::memory:' : db.url);
-        const cliOrm = (await MikroORM.init(ormOptions(target2, { forCli: true }) as Options)) as unknown as Orm;
+        const cliOrm = (await MikroORM.init((await ormOptions(target2, { forCli: true })) as Options)) as unknown as Orm;
         try {
           expect(await cliOrm.getMigrator().checkMigrationNeeded()).toBe(false);
         } finally {
