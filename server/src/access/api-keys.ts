@@ -2,9 +2,11 @@
  * API keys: random, shown once, stored as a SHA-256 hash, revocable, last use recorded.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { EntityData } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
-import { ApiKey, type User } from '../persistence/entities.ts';
+import { ApiKey, User } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
+import { rawDate } from '../persistence/raw.ts';
 
 /** Recognizable in logs, secret scanners and support tickets. */
 export const API_KEY_PREFIX = 'mr_';
@@ -33,24 +35,45 @@ export function generateApiKey(): GeneratedApiKey {
   return { key, hash: hashApiKey(key), prefix: key.slice(0, API_KEY_DISPLAY_LENGTH) };
 }
 
+/** One row: the key's state and its user's columns (every request runs this, so it is one plain query). */
+const AUTHENTICATE_SQL =
+  'select k.id as key_id, k.revoked_at as key_revoked_at, k.last_used_at as key_last_used_at, ' +
+  'u.id, u.email, u.name, u.created_at, u.updated_at ' +
+  'from api_keys k join users u on u.id = k.user_id where k.key_hash = ?';
+
+interface AuthenticateRow {
+  key_id: string;
+  key_revoked_at: unknown;
+  key_last_used_at: unknown;
+  id: string;
+  email: string;
+  name: string | null;
+  created_at: unknown;
+  updated_at: unknown;
+}
+
 /**
  * The user a raw API key (the Bearer token) belongs to, or a 401 AppError (with
  * `WWW-Authenticate`) when it is missing, unknown or revoked. Updates `last_used_at` at most
  * once a minute, with a conditional native update (never flushes the caller's EntityManager).
+ * The user comes back as a managed entity of `em` (mapped from the row, like a findOne's).
  */
 export async function authenticate(em: Em, rawKey: string | null | undefined, now: Date = new Date()): Promise<User> {
   if (!rawKey || rawKey.length > 512) throw errors.unauthenticated();
-  const apiKey = await em.findOne(ApiKey, { key_hash: hashApiKey(rawKey) }, { populate: ['user'] });
-  if (!apiKey) throw errors.unauthenticated('The API key is not valid.');
-  if (apiKey.revoked_at) throw errors.unauthenticated('The API key has been revoked.');
+  const [row] = await em.execute<AuthenticateRow[]>(AUTHENTICATE_SQL, [hashApiKey(rawKey)]);
+  if (!row) throw errors.unauthenticated('The API key is not valid.');
+  if (rawDate(row.key_revoked_at)) throw errors.unauthenticated('The API key has been revoked.');
 
   const stale = new Date(now.getTime() - LAST_USED_RESOLUTION_MS);
-  if (!apiKey.last_used_at || apiKey.last_used_at < stale) {
+  const lastUsed = rawDate(row.key_last_used_at);
+  if (!lastUsed || lastUsed < stale) {
     await em.nativeUpdate(
       ApiKey,
-      { id: apiKey.id, $or: [{ last_used_at: null }, { last_used_at: { $lt: stale } }] },
+      { id: row.key_id, $or: [{ last_used_at: null }, { last_used_at: { $lt: stale } }] },
       { last_used_at: now },
     );
   }
-  return apiKey.user;
+  const { id, email, name, created_at, updated_at } = row;
+  // em.map converts the columns as the hydrator does (datetimes on either dialect).
+  return em.map(User, { id, email, name, created_at, updated_at } as EntityData<User>);
 }

@@ -2,6 +2,7 @@
  * The access module against real databases (SQLite and PostgreSQL): every role, grants,
  * creators, other organizations; 404 vs 403; list visibility as SQL; API key authentication.
  */
+import { wrap } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   accessibleSpaceIdsInOrg,
@@ -170,6 +171,11 @@ for (const target of targets) {
         expect(space.id).toBe(ids.S1);
         expect(space.organization.slug).toBe('acc-org-a');
         expect(access).toBe(SPACE_EXPECTED[who][0]);
+        // Managed, initialized entities with converted columns, as a findOne would give.
+        expect(wrap(space).isInitialized() && wrap(space.organization).isInitialized()).toBe(true);
+        expect(em.getUnitOfWork().getById('Space', ids.S1)).toBe(space);
+        expect(space.created_at).toBeInstanceOf(Date);
+        expect(space.organization.created_at).toBeInstanceOf(Date);
       }
       for (const who of ['member', 'grantView', 'creator'] as const) {
         expect(await rejection(requireSpaceView(em, await user(em, who), S1))).toEqual({ status: 403, code: 'forbidden' });
@@ -276,7 +282,12 @@ for (const target of targets) {
         await em.flush();
 
         const t0 = new Date('2030-01-01T00:00:00.000Z');
-        expect((await authenticate(fork(), generated.key, t0)).id).toBe(ids.owner);
+        const authEm = fork();
+        const authenticated = await authenticate(authEm, generated.key, t0);
+        expect(authenticated.id).toBe(ids.owner);
+        expect(authenticated.email).toBe(owner.email);
+        expect(authenticated.created_at).toBeInstanceOf(Date);
+        expect(authEm.getUnitOfWork().getById('User', ids.owner)).toBe(authenticated);
         const lastUsed = async () => (await fork().findOneOrFail(ApiKey, key.id)).last_used_at?.toISOString();
         expect(await lastUsed()).toBe(t0.toISOString());
         await authenticate(fork(), generated.key, new Date(t0.getTime() + 30_000));
