@@ -3,6 +3,7 @@
  * The chunked upload that creates most artifacts lives in uploads.ts.
  */
 import { randomUUID } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
@@ -75,6 +76,21 @@ export class ArtifactService {
   async open(artifact: ModelArtifact, range?: { start: number; end: number }): Promise<Readable> {
     try {
       return await this.deps.storage.get(artifact.storage_key, range);
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) throw this.missingBytes(artifact);
+      throw err;
+    }
+  }
+
+  /**
+   * The artifact's local file when the backend keeps one (fs), else null (read it with open()).
+   * The caller closes the file. Missing bytes → 404 `Artifact file not found`.
+   */
+  async openLocal(artifact: ModelArtifact, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number } | null> {
+    const { storage } = this.deps;
+    if (!storage.openLocal) return null;
+    try {
+      return await storage.openLocal(artifact.storage_key, range);
     } catch (err) {
       if (err instanceof BlobNotFoundError) throw this.missingBytes(artifact);
       throw err;

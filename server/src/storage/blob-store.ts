@@ -8,6 +8,7 @@
  * language (see secure-path.ts): `/`-separated non-empty segments, no `.`/`..`, no segment starting
  * with `.`, no backslash, NUL or control characters; anything else → InvalidBlobKeyError.
  */
+import type { FileHandle } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 
 export type StorageBackend = 'fs' | 's3';
@@ -115,6 +116,13 @@ export interface BlobStore {
    * range against the size they know first). Missing → BlobNotFoundError.
    */
   get(key: string, range?: { start: number; end: number }): Promise<Readable>;
+
+  /**
+   * Optional, local stores only (fs): the blob's open file, with the checks of get() (missing →
+   * BlobNotFoundError, `range.start` at or past the end → BlobRangeError). The caller reads it and
+   * must close it. Lets a download reuse its read buffers instead of one new buffer per read.
+   */
+  openLocal?(key: string, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number }>;
 
   /** Size of a blob, or null when it does not exist. */
   head(key: string): Promise<{ size: number } | null>;

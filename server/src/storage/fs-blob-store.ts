@@ -196,6 +196,21 @@ export class FsBlobStore implements BlobStore {
     });
   }
 
+  async openLocal(key: string, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number }> {
+    const filePath = resolveKeyPath(this.root, key);
+    if (range) assertRange(range);
+    const file = await openExisting(filePath, 'r', () => new BlobNotFoundError(key));
+    try {
+      const st = await file.stat();
+      if (!st.isFile()) throw new BlobNotFoundError(key);
+      if (range && range.start >= st.size) throw new BlobRangeError(key, range);
+      return { file, size: st.size };
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+  }
+
   async head(key: string): Promise<{ size: number } | null> {
     const filePath = resolveKeyPath(this.root, key);
     try {

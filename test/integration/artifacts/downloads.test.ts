@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelArtifact, UploadSession } from '../../../server/src/persistence/entities.ts';
 import { Readable } from 'node:stream';
 import {
+  API,
   randomData,
   sha256,
   startArtifactApp,
@@ -122,6 +123,35 @@ for (const factory of await storageTargets()) {
         // (A viewer of space `default` sees it; nobody else does.)
         expect((await outsider.download(pid, '00000000-0000-4000-8000-000000000000')).status).toBe(404);
         expect((await client.download(pid, 'not-a-uuid')).status).toBe(404);
+      });
+
+      it('sends artifacts larger than its read buffer (1 MiB) whole and in ranges; survives a client that leaves mid-body', async () => {
+        const big = randomData(3 * 1024 * 1024 + 12345);
+        const bigPid = await app.client.createModel('Downloads big');
+        const { artifact: a } = await app.client.upload(bigPid, big, { file_name: 'big.bin', content_type: 'application/octet-stream' });
+        const dlBig = (headers: Record<string, string> = {}) => client.download(bigPid, a.id, headers);
+        const whole = await dlBig();
+        expect(whole.status).toBe(200);
+        expect(whole.bytes.equals(big)).toBe(true);
+        const from = 1024 * 1024 - 7;
+        const to = 2 * 1024 * 1024 + 3;
+        const part = await dlBig({ Range: `bytes=${from}-${to}` });
+        expect(part.status).toBe(206);
+        expect(part.bytes.equals(big.subarray(from, to + 1))).toBe(true);
+
+        // Read a little, then go away: the server cuts the response and keeps serving.
+        const abort = new AbortController();
+        const res = await fetch(`${client.origin}${API}/catalog/products/${bigPid}/model-artifacts/${a.id}/download`, {
+          headers: { Authorization: `Bearer ${client.key}` },
+          signal: abort.signal,
+        });
+        expect(res.status).toBe(200);
+        const reader = res.body!.getReader();
+        await reader.read();
+        abort.abort();
+        await reader.read().catch(() => {});
+        const again = await dlBig();
+        expect(again.bytes.equals(big)).toBe(true);
       });
     });
 

@@ -1,5 +1,6 @@
 /** Stored artifacts: list, metadata, download (GET/HEAD), delete, single-request upload. */
 import type { Request, Response } from 'express';
+import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { errors } from '../../errors.ts';
 import type { ModelArtifact } from '../../persistence/entities.ts';
@@ -72,7 +73,8 @@ export function artifactHandlers(services: Services) {
     if (range.kind === 'unsatisfiable') throw errors.rangeNotSatisfiable(size);
     const slice = range.kind === 'range' ? { start: range.start, end: range.end } : undefined;
     // Open (or look up) the bytes before any header goes out: missing bytes are a clean 404.
-    const body = method === 'GET' ? await services.artifacts.open(artifact, slice) : null;
+    const local = method === 'GET' ? await services.artifacts.openLocal(artifact, slice) : null;
+    const body = method === 'GET' && !local ? await services.artifacts.open(artifact, slice) : null;
     if (method === 'HEAD') await services.artifacts.assertBytesPresent(artifact);
     const length = slice ? slice.end - slice.start + 1 : size;
     res.status(slice ? 206 : 200);
@@ -84,6 +86,17 @@ export function artifactHandlers(services: Services) {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Cache-Control', 'private, no-cache');
     if (slice) res.setHeader('Content-Range', `bytes ${slice.start}-${slice.end}/${size}`);
+    if (local) {
+      try {
+        await sendFileRange(res, local.file, slice?.start ?? 0, (slice?.start ?? 0) + length - 1);
+      } catch (err) {
+        ctx.log.info({ err: (err as Error).message, artifact_id: artifact.id }, 'download ended early');
+        res.destroy();
+      } finally {
+        await local.file.close().catch(() => {});
+      }
+      return;
+    }
     if (!body) {
       res.end();
       return;
@@ -105,4 +118,43 @@ export function artifactHandlers(services: Services) {
     headModelArtifact: download('HEAD'),
     deleteModelArtifact,
   };
+}
+
+/** Read size of a local download (Node's 64 KiB stream default reaches only ~40% of nginx). */
+const SEND_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * Sends bytes [start, end] of `file` as the response body through two reused buffers: one is
+ * read while the other is being written, and a buffer is read into again only once its write
+ * has completed. A read stream would allocate a new buffer per read, garbage that piles up as
+ * resident memory until V8 collects it. Rejects when the client goes away or the file is short.
+ */
+async function sendFileRange(res: Response, file: FileHandle, start: number, end: number): Promise<void> {
+  const total = end - start + 1;
+  if (total <= 0) {
+    await new Promise<void>((resolve) => res.end(resolve));
+    return;
+  }
+  const gone = new Promise<never>((_resolve, reject) => {
+    res.once('close', () => reject(new Error('the client went away')));
+  });
+  gone.catch(() => {}); // raced below; never an unhandled rejection
+  const size = Math.min(SEND_BUFFER_SIZE, total);
+  const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+  const writes: (Promise<void> | null)[] = [null, null];
+  let position = start;
+  for (let i = 0; position <= end; i ^= 1) {
+    if (writes[i]) await Promise.race([writes[i], gone]); // buffer i is free again
+    const buffer = buffers[i]!;
+    const { bytesRead } = await file.read(buffer, 0, Math.min(size, end - position + 1), position);
+    if (bytesRead === 0) throw new Error(`the file ended at byte ${position}, before ${end + 1}`);
+    const write = new Promise<void>((resolve, reject) => {
+      res.write(buffer.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));
+    });
+    write.catch(() => {}); // awaited (raced) later
+    writes[i] = write;
+    position += bytesRead;
+  }
+  await Promise.race([Promise.all(writes), gone]);
+  await Promise.race([new Promise<void>((resolve) => res.end(resolve)), gone]);
 }
