@@ -297,6 +297,9 @@ async function main(): Promise<void> {
     }
     await close(server);
     await close(ceiling.server);
+    // The load generator stops mid-request: let the handlers it abandoned finish their queries
+    // before the pool closes under them.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
 
     const top = results[0]!.requestsPerSecond;
     const rows = results.map((r, i) => {
