@@ -198,6 +198,39 @@ export function requireProductEdit(em: Em, user: User, productId: string): Promi
   return requireProduct(em, user, productId, 'edit');
 }
 
+/**
+ * The product's id and the caller's access to it in one query (the creator, the organization and
+ * space roles, a grant), for hot paths that need no Product entity (every upload chunk). Same
+ * rules and errors as requireProductEdit: none → 404, view → 403.
+ */
+const PRODUCT_ACCESS_SQL =
+  'select p.id, p.created_by_id, ' +
+  '(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ?) as org_role, ' +
+  '(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ?) as space_role, ' +
+  '(select g.access from product_grants g where g.product_id = p.id and g.user_id = ?) as grant_access ' +
+  'from products p join spaces s on s.id = p.space_id where p.id = ?';
+
+interface ProductAccessRow {
+  id: string;
+  created_by_id: string | null;
+  org_role: OrganizationRole | null;
+  space_role: SpaceMembership['role'] | null;
+  grant_access: ProductAccess | null;
+}
+
+export async function requireProductEditId(em: Em, user: User, productId: string): Promise<{ productId: string; access: ProductAccess }> {
+  if (!isUuid(productId)) throw productNotFound(productId);
+  const [row] = await em.execute<ProductAccessRow[]>(PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId.toLowerCase()]);
+  if (!row) throw productNotFound(productId);
+  const access: ProductAccess =
+    row.created_by_id === user.id
+      ? 'edit'
+      : maxProduct(spaceToProduct(maxSpace(fromOrganizationRole(row.org_role), fromSpaceRole(row.space_role))), row.grant_access ?? 'none');
+  if (access === 'none') throw productNotFound(productId);
+  if (!atLeastProduct(access, 'edit')) throw errors.forbidden(`You need edit access on product '${row.id}'.`);
+  return { productId: row.id, access };
+}
+
 // ─── list filters: which products a listing may show, as SQL conditions ─────────────────
 
 /**

@@ -38,14 +38,13 @@ import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
-import { requireProductEdit } from '../access/index.ts';
+import { requireProductEdit, requireProductEditId } from '../access/index.ts';
 import {
   ModelArtifact,
   Product,
   ProductVersion,
   UploadChunk,
   UploadSession,
-  type Product as ProductEntity,
   type User,
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
@@ -149,12 +148,13 @@ export class UploadService {
     return this.response(em, session);
   }
 
-  private async load(em: Em, user: User, productId: string, uploadId: string): Promise<{ product: ProductEntity; session: UploadSession }> {
-    const { product } = await requireProductEdit(em, user, productId);
+  /** Edit access (one query, no Product entity: every chunk runs this) and the session. */
+  private async load(em: Em, user: User, productId: string, uploadId: string): Promise<{ session: UploadSession }> {
+    const { productId: id } = await requireProductEditId(em, user, productId);
     if (!isUuid(uploadId)) throw sessionNotFound(uploadId);
-    const session = await this.reload(em, uploadId.toLowerCase(), product.id);
+    const session = await this.reload(em, uploadId.toLowerCase(), id);
     if (!session || session.status === 'aborted') throw sessionNotFound(uploadId);
-    return { product, session };
+    return { session };
   }
 
   /** The session as the database has it now (never from an identity map). */

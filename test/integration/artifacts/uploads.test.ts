@@ -140,6 +140,16 @@ for (const factory of await storageTargets()) {
 
         const viewer = await app.userWithRole(`viewer-${Date.now()}@example.com`, 'viewer');
         expect((await init({}, viewer)).status).toBe(403);
+        // The session endpoints check edit access too (one query: creator, roles, grant).
+        const session = await init({});
+        expect(session.status).toBe(201);
+        const at = `/catalog/products/${pid}/model-artifacts/uploads/${session.body.id}`;
+        expect((await viewer.request('GET', at)).status).toBe(403);
+        expect((await viewer.putChunk(pid, session.body.id, 0, Buffer.alloc(10))).status).toBe(403);
+        const editor = await app.userWithRole(`editor-${Date.now()}@example.com`, 'editor');
+        expect((await editor.request('GET', at)).status).toBe(200);
+        expect((await app.client.request('GET', `/catalog/products/00000000-0000-4000-8000-000000000000/model-artifacts/uploads/${session.body.id}`)).status).toBe(404);
+        expect((await app.client.request('GET', `/catalog/products/${other}/model-artifacts/uploads/${session.body.id}`)).status).toBe(404);
         expect((await viewer.request('GET', `/catalog/products/${pid}/model-artifacts`)).status).toBe(200);
         expect((await app.client.request('POST', `/catalog/products/${pid}/model-artifacts/uploads`, { key: 'mr_nope', body: {} })).status).toBe(401);
         expect((await app.client.initiate('not-a-uuid', { file_name: 'a', content_type: 'a/b', total_size_bytes: 1 })).status).toBe(404);

@@ -12,6 +12,7 @@ import {
   productAccess,
   requireOrganizationAccess,
   requireProductEdit,
+  requireProductEditId,
   requireProductView,
   requireSpaceView,
   requireSpaceWrite,
@@ -218,6 +219,32 @@ for (const target of targets) {
       expect((await rejection(edit('viewer', ids.P1))).status).toBe(403);
       expect((await rejection(edit('grantView', ids.P1))).status).toBe(403);
       expect((await rejection(edit('editor', ids.P2))).status).toBe(404);
+    });
+
+    it('requireProductEditId (one query) answers exactly like requireProductEdit, for every user and product', async () => {
+      const outcome = async (run: () => Promise<{ access: ProductAccess }>) => {
+        try {
+          return { access: (await run()).access };
+        } catch (err) {
+          expect(err).toBeInstanceOf(AppError);
+          return { status: (err as AppError).status, code: (err as AppError).code, message: (err as AppError).message };
+        }
+      };
+      const products = [ids.P1, ids.P2, ids.P3, ids.P1.toUpperCase(), 'not-a-uuid', '00000000-0000-4000-8000-000000000000'];
+      let allowed = 0;
+      for (const who of USERS) {
+        for (const id of products) {
+          const em = fork();
+          const u = await user(em, who);
+          const expected = await outcome(() => requireProductEdit(fork(), u, id));
+          expect(await outcome(() => requireProductEditId(em, u, id)), `${who} on ${id}`).toEqual(expected);
+          if ('access' in expected) {
+            allowed++;
+            expect((await requireProductEditId(em, u, id)).productId).toBe(id.toLowerCase());
+          }
+        }
+      }
+      expect(allowed).toBeGreaterThan(3);
     });
 
     it('requireOrganizationAccess: org members and space-role holders; others 404', async () => {
