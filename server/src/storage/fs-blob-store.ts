@@ -4,7 +4,8 @@
  * Layout under `dir`:
  *   <key>                       committed blobs (e.g. artifacts/<uuid>/<uuid>)
  *   .staging/<sha256(key)>      one sparse file per staged upload; parts are written at their offsets
- *   .staging/*.replace, *.tmp   short-lived side files of part re-sends and put()
+ *   .staging/*.replace, *.tmp   short-lived side files of part re-sends and put(); replace files a crash
+ *                               left are removed when their staged upload is committed or aborted
  * Keys can never start with "." (secure-path.ts), so `.staging` cannot collide with a blob.
  *
  * Durability: every method that resolves "stored" has fsynced the data, and renames are followed
@@ -12,7 +13,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, open, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -139,6 +140,21 @@ export class FsBlobStore implements BlobStore {
     }
     await fsyncDir(finalDir);
     await fsyncDir(this.stagingDir);
+    await this.removeReplaceFiles(stagingPath);
+  }
+
+  /**
+   * Side files of part re-sends that a crash left behind (a live one is unlinked harmlessly: its
+   * writer holds it open). Run when the staged upload ends, so a crash never leaks disk for good.
+   */
+  private async removeReplaceFiles(stagingPath: string): Promise<void> {
+    const prefix = `${path.basename(stagingPath)}.`;
+    const names = await readdir(this.stagingDir).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((name) => name.startsWith(prefix) && name.endsWith('.replace'))
+        .map((name) => rm(path.join(this.stagingDir, name), { force: true })),
+    );
   }
 
   localStagedPath(staged: StagedUpload): string {
@@ -146,7 +162,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   async abortStaged(staged: StagedUpload): Promise<void> {
-    await rm(this.stagingPathOf(staged.key), { force: true });
+    const stagingPath = this.stagingPathOf(staged.key);
+    await rm(stagingPath, { force: true });
+    await this.removeReplaceFiles(stagingPath);
   }
 
   async put(key: string, body: Readable, opts: { contentType: string; maxBytes?: number }): Promise<{ size: number }> {

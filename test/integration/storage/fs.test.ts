@@ -110,6 +110,30 @@ describe('FsBlobStore on disk', () => {
     expect(await readdir(path.join(root, '.staging'))).toEqual([]);
   });
 
+  it('removes side files a crash left behind when the staged upload is committed or aborted, and only its own', async () => {
+    const committedKey = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const abortedKey = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const committed = await store.beginStaged(committedKey, meta(10));
+    const aborted = await store.beginStaged(abortedKey, meta(10));
+    // What a process killed in the middle of a part re-send leaves: `<staging file>.<index>.<uuid>.replace`.
+    const leftover = (key: string) => `${stagingFile(key)}.0.${randomUUID()}.replace`;
+    const committedSide = leftover(committedKey);
+    const abortedSide = leftover(abortedKey);
+    await writeFile(committedSide, randomBytes(10));
+    await writeFile(abortedSide, randomBytes(10));
+
+    const data = randomBytes(10);
+    await store.putPart(committed, { index: 0, offset: 0, size: 10, body: body(data), replace: false });
+    await store.commitStaged(committed, [{ index: 0, size: 10, etag: null }], meta(10));
+    expect((await readFile(path.join(root, ...committedKey.split('/')))).equals(data)).toBe(true);
+    const staging = await readdir(path.join(root, '.staging'));
+    expect(staging).not.toContain(path.basename(committedSide));
+    expect(staging).toContain(path.basename(abortedSide));
+
+    await store.abortStaged(aborted);
+    expect(await readdir(path.join(root, '.staging'))).toEqual([]);
+  });
+
   it('leaves no temp file behind when put exceeds maxBytes', async () => {
     await expect(store.put('a/too-big', body(randomBytes(5000)), { contentType: 'text/plain', maxBytes: 4000 })).rejects.toThrow(/limit/);
     expect(await readdir(path.join(root, '.staging'))).toEqual([]);
