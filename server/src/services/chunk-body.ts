@@ -6,9 +6,8 @@
  * right, so storage never receives a complete body for a rejected chunk (see ExactLengthStream).
  */
 import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { errors } from '../errors.ts';
-import { PartLengthError } from '../storage/index.ts';
+import { ExactLengthStream } from '../storage/index.ts';
 import type { ResumableSha256 } from './resumable-sha256.ts';
 
 /** The chunk's bytes do not match its Content-Digest. */
@@ -19,51 +18,30 @@ export class ChunkDigestError extends Error {
   }
 }
 
-export class ChunkBody extends Transform {
-  bytes = 0;
+export class ChunkBody extends ExactLengthStream {
   /** Hex SHA-256 of the chunk, set once the whole body has arrived. */
   sha256 = '';
-  /** The latest piece, passed on only once the next one arrives (or at the verified end). */
-  private held: Buffer | null = null;
   private readonly hash = createHash('sha256');
 
   constructor(
-    readonly expected: number,
+    expected: number,
     private readonly expectedDigest: Buffer | undefined,
     private readonly prefix: ResumableSha256 | null,
   ) {
-    super(); // default buffering: socket pieces pass straight through to storage
+    // Default buffering: pieces pass through as they came off the socket. Copying them into
+    // bigger slices would halve the write calls but double the garbage, which costs more.
+    super(expected);
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.expected) {
-      done(new PartLengthError(this.expected, this.bytes));
-      return;
-    }
-    this.hash.update(chunk);
-    this.prefix?.update(chunk);
-    // Pieces pass through as they came off the socket: copying them into bigger slices would
-    // halve the write calls but double the garbage, which costs more (a large heap makes GC dear).
-    if (this.held) this.push(this.held);
-    this.held = chunk;
-    done();
+  protected override onPiece(piece: Buffer): void {
+    this.hash.update(piece);
+    this.prefix?.update(piece);
   }
 
-  override _flush(done: TransformCallback): void {
-    if (this.bytes !== this.expected) {
-      done(new PartLengthError(this.expected, this.bytes));
-      return;
-    }
+  protected override verify(): Error | null {
     const digest = this.hash.digest();
     this.sha256 = digest.toString('hex');
-    if (this.expectedDigest && !digest.equals(this.expectedDigest)) {
-      done(new ChunkDigestError());
-      return;
-    }
-    if (this.held) this.push(this.held);
-    this.held = null;
-    done();
+    return this.expectedDigest && !digest.equals(this.expectedDigest) ? new ChunkDigestError() : null;
   }
 }
 

@@ -253,12 +253,21 @@ export class ExactLengthStream extends Transform {
     super();
   }
 
+  /** Sees every accepted piece, in order, before it is passed on (e.g. to hash it). */
+  protected onPiece(_piece: Buffer): void {}
+
+  /** Runs at the end once the length is right; an error keeps the held piece back. */
+  protected verify(): Error | null {
+    return null;
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.expected) {
       done(new PartLengthError(this.expected, this.bytes));
       return;
     }
+    this.onPiece(chunk);
     if (this.held) this.push(this.held);
     this.held = chunk;
     done();
@@ -267,6 +276,11 @@ export class ExactLengthStream extends Transform {
   override _flush(done: TransformCallback): void {
     if (this.bytes !== this.expected) {
       done(new PartLengthError(this.expected, this.bytes));
+      return;
+    }
+    const error = this.verify();
+    if (error) {
+      done(error);
       return;
     }
     if (this.held) this.push(this.held);
