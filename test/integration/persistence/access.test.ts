@@ -3,7 +3,7 @@
  * creators, other organizations; 404 vs 403; list visibility as SQL; API key authentication.
  */
 import { wrap } from '@mikro-orm/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   accessibleSpaceIdsInOrg,
   authenticate,
@@ -34,9 +34,9 @@ import {
   type OrganizationRole,
   type SpaceRole,
 } from '../../../server/src/persistence/entities.ts';
-import { openOrm, type Em, type Orm } from '../../../server/src/persistence/orm.ts';
+import type { Em } from '../../../server/src/persistence/orm.ts';
 import { makeOrg, makeProduct, makeSpace, makeUser } from './fixtures.ts';
-import { databaseTargets } from './targets.ts';
+import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
 const targets = await databaseTargets();
 
@@ -67,17 +67,14 @@ async function rejection(p: Promise<unknown>): Promise<{ status: number; code: s
 
 for (const target of targets) {
   describe.skipIf(!target.create)(`access on ${target.dialect}`, () => {
-    let db: { url: string; drop: () => Promise<void> };
-    let orm: Orm;
     const ids = {} as Record<Who, string> & { A: string; B: string; S1: string; S2: string; T: string; P1: string; P2: string; P3: string };
     const S1 = 'acc-s1';
     const S2 = 'acc-s2';
-    const fork = (): Em => orm.em.fork();
+    const database = useMigratedDatabase(target);
+    const fork = (): Em => database.fork();
     const user = (em: Em, who: Who) => em.findOneOrFail(User, ids[who]);
 
     beforeAll(async () => {
-      db = await target.create!();
-      orm = await openOrm({ databaseUrl: db.url });
       const em = fork();
       const A = makeOrg(em, 'acc-org-a');
       const B = makeOrg(em, 'acc-org-b');
@@ -113,10 +110,6 @@ for (const target of targets) {
         P2: p2.id,
         P3: p3.id,
       });
-    });
-    afterAll(async () => {
-      await orm?.close(true);
-      await db?.drop();
     });
 
     const SPACE_EXPECTED: Record<Who, [SpaceAccess, SpaceAccess]> = {

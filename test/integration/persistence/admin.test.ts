@@ -1,7 +1,7 @@
 /**
  * Admin services and the first-start setup on SQLite and PostgreSQL.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { authenticate } from '../../../server/src/access/index.ts';
 import { AppError } from '../../../server/src/errors.ts';
 import {
@@ -13,7 +13,7 @@ import {
   SpaceMembership,
   User,
 } from '../../../server/src/persistence/entities.ts';
-import { openOrm, type Em, type Orm } from '../../../server/src/persistence/orm.ts';
+import { openOrm, type Em } from '../../../server/src/persistence/orm.ts';
 import {
   addOrgMember,
   addSpaceMember,
@@ -28,7 +28,7 @@ import {
   setProductLimit,
 } from '../../../server/src/services/admin.ts';
 import { makeProduct } from './fixtures.ts';
-import { databaseTargets } from './targets.ts';
+import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
 const targets = await databaseTargets();
 
@@ -44,21 +44,11 @@ async function appError(p: Promise<unknown>): Promise<AppError> {
 
 for (const target of targets) {
   describe.skipIf(!target.create)(`admin services on ${target.dialect}`, () => {
-    let db: { url: string; drop: () => Promise<void> };
-    let orm: Orm;
-    const fork = (): Em => orm.em.fork();
-
-    beforeAll(async () => {
-      db = await target.create!();
-      orm = await openOrm({ databaseUrl: db.url });
-    });
-    afterAll(async () => {
-      await orm?.close(true);
-      await db?.drop();
-    });
+    const database = useMigratedDatabase(target);
+    const fork = (): Em => database.fork();
 
     it('first start creates the defaults once, on an empty database only', async () => {
-      const results = await Promise.all([ensureFirstStart(orm), ensureFirstStart(orm)]);
+      const results = await Promise.all([ensureFirstStart(database.orm), ensureFirstStart(database.orm)]);
       const winners = results.filter((r) => r !== null);
       expect(winners).toHaveLength(1);
       const r = winners[0]!;
@@ -71,7 +61,7 @@ for (const target of targets) {
       expect(m.role).toBe('owner');
       expect(firstStartBanner(r, 'http://127.0.0.1:8080')).toContain(r.api_key);
 
-      expect(await ensureFirstStart(orm)).toBeNull();
+      expect(await ensureFirstStart(database.orm)).toBeNull();
       expect(await fork().count(Organization, {})).toBe(1);
       expect(await fork().count(ApiKey, {})).toBe(1);
     });

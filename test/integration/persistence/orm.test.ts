@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { MikroORM, OptimisticLockError, UniqueConstraintViolationException, type Options } from '@mikro-orm/core';
 import { parseDatabaseUrl } from '../../../server/src/config.ts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ApiKey,
   ModelArtifact,
@@ -25,36 +25,26 @@ import { postgresqlMigrations } from '../../../server/src/persistence/migrations
 import { sqliteMigrations } from '../../../server/src/persistence/migrations/sqlite/index.ts';
 import { escapeLike, searchTextFilter } from '../../../server/src/persistence/queries.ts';
 import { makeOrg, makeProduct, makeSpace, makeUploadSession, makeUser, unique } from './fixtures.ts';
-import { databaseTargets } from './targets.ts';
+import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
 const targets = await databaseTargets();
 
 for (const target of targets) {
   describe.skipIf(!target.create)(`persistence on ${target.dialect}`, () => {
-    let db: { url: string; drop: () => Promise<void> };
-    let orm: Orm;
-    const fork = (): Em => orm.em.fork();
-
-    beforeAll(async () => {
-      db = await target.create!();
-      orm = await openOrm({ databaseUrl: db.url });
-    });
-    afterAll(async () => {
-      await orm?.close(true);
-      await db?.drop();
-    });
+    const database = useMigratedDatabase(target);
+    const fork = (): Em => database.fork();
 
     describe('migrations', () => {
       it('apply cleanly from empty and are recorded', async () => {
-        expect(dialectOf(orm)).toBe(target.dialect);
+        expect(dialectOf(database.orm)).toBe(target.dialect);
         const expected = (target.dialect === 'sqlite' ? sqliteMigrations : postgresqlMigrations).map((m) => m.name);
-        const executed = await orm.getMigrator().getExecutedMigrations();
+        const executed = await database.orm.getMigrator().getExecutedMigrations();
         expect(executed.map((m) => m.name)).toEqual(expected);
-        expect(await migrate(orm)).toEqual([]);
+        expect(await migrate(database.orm)).toEqual([]);
       });
 
       it('reopening an up-to-date database applies nothing', async () => {
-        const again = await openOrm({ databaseUrl: db.url });
+        const again = await openOrm({ databaseUrl: database.url });
         try {
           expect(await migrate(again)).toEqual([]);
         } finally {
@@ -63,7 +53,7 @@ for (const target of targets) {
       });
 
       it('are up to date with the entities (snapshot diff, what migration:create would see)', async () => {
-        const target2 = parseDatabaseUrl(target.dialect === 'sqlite' ? 'sqlite::memory:' : db.url);
+        const target2 = parseDatabaseUrl(target.dialect === 'sqlite' ? 'sqlite::memory:' : database.url);
         const cliOrm = (await MikroORM.init((await ormOptions(target2, { forCli: true })) as Options)) as unknown as Orm;
         try {
           expect(await cliOrm.getMigrator().checkMigrationNeeded()).toBe(false);
@@ -75,7 +65,7 @@ for (const target of targets) {
       // MikroORM's SQLite introspection misreads enum check constraints (it would rebuild those
       // tables forever), so the live-schema comparison runs on PostgreSQL only.
       it.runIf(target.dialect === 'postgresql')('produce exactly the schema the entities describe', async () => {
-        const diff = await orm.schema.getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: false });
+        const diff = await database.orm.schema.getUpdateSchemaSQL({ wrap: false, safe: false, dropTables: false });
         const statements = diff
           .split(/;\n?/)
           .map((s) => s.trim())

@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { openOrm, type Em, type Orm } from '../../../server/src/persistence/orm.ts';
 import { createTestDatabase } from '../../support/postgres.ts';
 
 export interface DatabaseTarget {
@@ -38,4 +40,30 @@ export async function databaseTargets(): Promise<DatabaseTarget[]> {
         : null,
     },
   ];
+}
+
+/**
+ * Inside a describe block: a fresh database of `target`, migrated in beforeAll (registered first,
+ * so the block's own beforeAll can seed it) and dropped in afterAll.
+ */
+export function useMigratedDatabase(target: DatabaseTarget): { readonly orm: Orm; readonly url: string; fork(): Em } {
+  let db: { url: string; drop: () => Promise<void> } | undefined;
+  let orm: Orm | undefined;
+  beforeAll(async () => {
+    db = await target.create!();
+    orm = await openOrm({ databaseUrl: db.url });
+  });
+  afterAll(async () => {
+    await orm?.close(true);
+    await db?.drop();
+  });
+  return {
+    get orm() {
+      return orm!;
+    },
+    get url() {
+      return db!.url;
+    },
+    fork: () => orm!.em.fork(),
+  };
 }
