@@ -64,6 +64,14 @@ export const Space = defineEntity({
     name: p.string().length(LIMITS.name),
     /** Catalog capacity; null = unlimited. Archived products count. */
     product_limit: p.integer().nullable(),
+    /**
+     * Bumped by database triggers (see the listing_version migrations) whenever a product of the
+     * space, or one of their versions or artifacts, is inserted, updated or deleted. A cached
+     * rendering of the space's listing is valid exactly as long as this number is unchanged.
+     */
+    listing_version: p.bigint('number').default(0),
+    /** PostgreSQL: the transaction that last bumped listing_version (each bumps it once); unused on SQLite. */
+    listing_xact: p.bigint('number').nullable(),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },

@@ -346,6 +346,110 @@ for (const target of targets) {
       });
     });
 
+    describe('listing_version (bumped by the database on every change a space listing shows)', () => {
+      const listingVersion = async (spaceId: string): Promise<number> => {
+        const [row] = await fork().execute<{ listing_version: number | string }[]>(
+          'select listing_version from spaces where id = ?',
+          [spaceId],
+        );
+        return Number(row!.listing_version);
+      };
+      const artifactRow = (product: Product, user: User) => ({
+        product,
+        artifact_kind: 'weights' as const,
+        file_name: 'w.safetensors',
+        content_type: 'application/octet-stream',
+        size_bytes: 10,
+        sha256: 'c'.repeat(64),
+        storage_backend: 'fs' as const,
+        storage_key: `artifacts/${randomUUID()}`,
+        storage_uri: 'file:///x',
+        status: 'available' as const,
+        is_current: false,
+        uploaded_by: user,
+        uploaded_at: new Date(),
+      });
+
+      it('moves on every insert, update and delete of products, versions and artifacts, in their space only', async () => {
+        const em = fork();
+        const org = makeOrg(em);
+        const space = makeSpace(em, org);
+        const other = makeSpace(em, org);
+        const user = makeUser(em);
+        await em.flush();
+        expect(await listingVersion(space.id)).toBe(0);
+
+        const steps: [string, () => Promise<unknown>][] = [
+          ['insert product', async () => {
+            makeProduct(em, space);
+            await em.flush();
+          }],
+          ['update product', async () => {
+            const p = await fork().findOneOrFail(Product, { space: space.id });
+            await fork().nativeUpdate(Product, { id: p.id }, { description: 'changed' });
+          }],
+          ['insert version', async () => {
+            const p = await fork().findOneOrFail(Product, { space: space.id });
+            const e = fork();
+            e.create(ProductVersion, { product: p.id, version_number: 1, version_type: 'minor', is_current: true });
+            await e.flush();
+          }],
+          ['update version', async () => fork().nativeUpdate(ProductVersion, { product: { space: space.id } }, { is_current: false })],
+          ['insert artifact', async () => {
+            const p = await fork().findOneOrFail(Product, { space: space.id });
+            const e = fork();
+            e.create(ModelArtifact, artifactRow(e.getReference(Product, p.id), e.getReference(User, user.id)));
+            await e.flush();
+          }],
+          ['update artifact', async () => fork().nativeUpdate(ModelArtifact, { product: { space: space.id } }, { status: 'deleted' })],
+          ['delete artifact', async () => fork().nativeDelete(ModelArtifact, { product: { space: space.id } })],
+          ['delete version', async () => fork().nativeDelete(ProductVersion, { product: { space: space.id } })],
+          ['delete product', async () => fork().nativeDelete(Product, { space: space.id })],
+        ];
+        let before = await listingVersion(space.id);
+        for (const [step, run] of steps) {
+          await run();
+          const after = await listingVersion(space.id);
+          expect(after, step).toBeGreaterThan(before);
+          before = after;
+        }
+        expect(await listingVersion(other.id)).toBe(0);
+      });
+
+      it('a transaction writing many rows of a space moves it, and changing nothing leaves it', async () => {
+        const em = fork();
+        const space = makeSpace(em, makeOrg(em));
+        await em.flush();
+        await fork().transactional(async (tx) => {
+          for (let i = 0; i < 50; i++) makeProduct(tx, tx.getReference(Space, space.id));
+        });
+        const afterInsert = await listingVersion(space.id);
+        expect(afterInsert).toBeGreaterThan(0);
+        expect(await fork().count(Product, { space: space.id })).toBe(50);
+        // An update matching no row, and writes to other tables, are no change to the listing.
+        await fork().nativeUpdate(Product, { space: space.id, slug: 'no-such-model' }, { description: 'x' });
+        const e = fork();
+        makeUser(e);
+        await e.flush();
+        expect(await listingVersion(space.id)).toBe(afterInsert);
+      });
+
+      it('a rolled-back change does not move it', async () => {
+        const em = fork();
+        const space = makeSpace(em, makeOrg(em));
+        await em.flush();
+        await expect(
+          fork().transactional(async (tx) => {
+            makeProduct(tx, tx.getReference(Space, space.id));
+            await tx.flush();
+            throw new Error('roll back');
+          }),
+        ).rejects.toThrow('roll back');
+        expect(await listingVersion(space.id)).toBe(0);
+        expect(await fork().count(Product, { space: space.id })).toBe(0);
+      });
+    });
+
     describe('query recipes', () => {
       let space: Space;
       const names = ['50% Off Model', '50 percent model', 'a_b model', 'axb model', 'Back\\Slash', 'Modèle Élan'];

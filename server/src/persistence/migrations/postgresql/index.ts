@@ -5,5 +5,9 @@
  */
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127093203 } from './Migration20261127093203.ts';
+import { Migration20261127122339 } from './Migration20261127122339.ts';
 
-export const postgresqlMigrations: MigrationObject[] = [{ name: 'Migration20261127093203', class: Migration20261127093203 }];
+export const postgresqlMigrations: MigrationObject[] = [
+  { name: 'Migration20261127093203', class: Migration20261127093203 },
+  { name: 'Migration20261127122339', class: Migration20261127122339 },
+];

@@ -5,5 +5,9 @@
  */
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127093157 } from './Migration20261127093157.ts';
+import { Migration20261127122337 } from './Migration20261127122337.ts';
 
-export const sqliteMigrations: MigrationObject[] = [{ name: 'Migration20261127093157', class: Migration20261127093157 }];
+export const sqliteMigrations: MigrationObject[] = [
+  { name: 'Migration20261127093157', class: Migration20261127093157 },
+  { name: 'Migration20261127122337', class: Migration20261127122337 },
+];
