@@ -10,7 +10,7 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import { RequestContext } from '@mikro-orm/core';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import type { Orm } from './persistence/orm.ts';
+import type { Em, Orm } from './persistence/orm.ts';
 import type { BlobStore } from './storage/blob-store.ts';
 import { errors } from './errors.ts';
 import { authenticate } from './access/api-keys.ts';
@@ -43,6 +43,17 @@ declare module 'express-serve-static-core' {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+/**
+ * Requests about one space (list or create its models): authentication reads the space too. Only
+ * plain slugs (nothing to decode, nothing a database could refuse); anything else takes the
+ * ordinary path, where the screen and the validator answer it.
+ */
+const SPACE_MODELS_PATH = /^\/catalog\/spaces\/([A-Za-z0-9_-]{1,100})\/model-repository\/models\/?$/;
+
+function spaceSlugOf(path: string): string | undefined {
+  return SPACE_MODELS_PATH.exec(path)?.[1];
+}
+
 const PUBLIC_API_PATHS = new Set(['/openapi.yaml']);
 
 export function createApp(deps: AppDeps): express.Express {
@@ -107,7 +118,7 @@ export function createApp(deps: AppDeps): express.Express {
     try {
       const header = req.get('Authorization') ?? '';
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      res.locals.user = await authenticate(orm.em.fork(), match?.[1]);
+      res.locals.user = await authenticate(orm.em.getContext() as Em, match?.[1], new Date(), { spaceSlug: spaceSlugOf(req.path) });
       next();
     } catch (err) {
       next(err);

@@ -6,7 +6,8 @@ import type { EntityData } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
 import { ApiKey, User } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
-import { rawDate } from '../persistence/raw.ts';
+import { executeHot, rawDate } from '../persistence/raw.ts';
+import { rememberSpaceLookup, spaceWithRolesColumns, type SpaceWithRolesRow } from './policy.ts';
 
 /** Recognizable in logs, secret scanners and support tickets. */
 export const API_KEY_PREFIX = 'mr_';
@@ -36,12 +37,16 @@ export function generateApiKey(): GeneratedApiKey {
 }
 
 /** One row: the key's state and its user's columns (every request runs this, so it is one plain query). */
-const AUTHENTICATE_SQL =
-  'select k.id as key_id, k.revoked_at as key_revoked_at, k.last_used_at as key_last_used_at, ' +
-  'u.id, u.email, u.name, u.created_at, u.updated_at ' +
-  'from api_keys k join users u on u.id = k.user_id where k.key_hash = ?';
+const KEY_COLUMNS =
+  'k.id as key_id, k.revoked_at as key_revoked_at, k.last_used_at as key_last_used_at, ' +
+  'u.id, u.email, u.name, u.created_at, u.updated_at';
+const AUTHENTICATE_SQL = `select ${KEY_COLUMNS} from api_keys k join users u on u.id = k.user_id where k.key_hash = ?`;
+/** The same row plus the space a request names and the user's roles in it (null columns: no such space). */
+const AUTHENTICATE_WITH_SPACE_SQL =
+  `select ${KEY_COLUMNS}, ${spaceWithRolesColumns('u.id')} from api_keys k join users u on u.id = k.user_id ` +
+  'left join spaces s on s.slug = ? left join organizations o on o.id = s.organization_id where k.key_hash = ?';
 
-interface AuthenticateRow {
+interface AuthenticateRow extends Partial<SpaceWithRolesRow> {
   key_id: string;
   key_revoked_at: unknown;
   key_last_used_at: unknown;
@@ -57,10 +62,24 @@ interface AuthenticateRow {
  * `WWW-Authenticate`) when it is missing, unknown or revoked. Updates `last_used_at` at most
  * once a minute, with a conditional native update (never flushes the caller's EntityManager).
  * The user comes back as a managed entity of `em` (mapped from the row, like a findOne's).
+ *
+ * `spaceSlug`: the request concerns that space (its model listing or creation); the same
+ * statement then also reads the space and the user's roles in it, which the access checks of
+ * the request use instead of a query of their own (one round trip for the hottest request).
  */
-export async function authenticate(em: Em, rawKey: string | null | undefined, now: Date = new Date()): Promise<User> {
+export async function authenticate(
+  em: Em,
+  rawKey: string | null | undefined,
+  now: Date = new Date(),
+  opts: { spaceSlug?: string } = {},
+): Promise<User> {
   if (!rawKey || rawKey.length > 512) throw errors.unauthenticated();
-  const [row] = await em.execute<AuthenticateRow[]>(AUTHENTICATE_SQL, [hashApiKey(rawKey)]);
+  const hash = hashApiKey(rawKey);
+  const { spaceSlug } = opts;
+  const [row] =
+    spaceSlug === undefined
+      ? await executeHot<AuthenticateRow>(em, 'authenticate', AUTHENTICATE_SQL, [hash])
+      : await executeHot<AuthenticateRow>(em, 'authenticate_with_space', AUTHENTICATE_WITH_SPACE_SQL, [spaceSlug, hash]);
   if (!row) throw errors.unauthenticated('The API key is not valid.');
   if (rawDate(row.key_revoked_at)) throw errors.unauthenticated('The API key has been revoked.');
 
@@ -75,5 +94,7 @@ export async function authenticate(em: Em, rawKey: string | null | undefined, no
   }
   const { id, email, name, created_at, updated_at } = row;
   // em.map converts the columns as the hydrator does (datetimes on either dialect).
-  return em.map(User, { id, email, name, created_at, updated_at } as EntityData<User>);
+  const user = em.map(User, { id, email, name, created_at, updated_at } as EntityData<User>);
+  if (spaceSlug !== undefined) rememberSpaceLookup(user, spaceSlug, row as SpaceWithRolesRow);
+  return user;
 }

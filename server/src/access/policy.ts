@@ -27,6 +27,7 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
+import { executeHot } from '../persistence/raw.ts';
 
 export type SpaceAccess = 'none' | 'see' | 'view' | 'edit' | 'admin';
 export type ProductAccess = 'none' | 'view' | 'edit';
@@ -109,23 +110,33 @@ export async function requireOrganizationAccess(
 }
 
 /**
- * The space, its organization and the user's two roles in one query (every space request runs
- * it): what `findOne(Space, populate organization)` + spaceAccess() would read.
+ * The columns of a space row (alias `s`), its organization (alias `o`) and the two roles of the
+ * user whose id is the SQL expression `userId`: what `findOne(Space, populate organization)` +
+ * spaceAccess() would read. Every space request needs them; authentication can fetch them in
+ * its own statement (see rememberSpaceLookup).
  */
-const SPACE_WITH_ROLES_SQL =
-  'select s.id, s.slug, s.name, s.product_limit, s.created_at, s.updated_at, ' +
-  'o.id as org_id, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at, o.updated_at as org_updated_at, ' +
-  '(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ?) as org_role, ' +
-  '(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ?) as space_role ' +
-  'from spaces s join organizations o on o.id = s.organization_id where s.slug = ?';
+export function spaceWithRolesColumns(userId: string): string {
+  return (
+    's.id as s_id, s.slug as s_slug, s.name as s_name, s.product_limit as s_product_limit, ' +
+    's.listing_version as s_listing_version, s.created_at as s_created_at, s.updated_at as s_updated_at, ' +
+    'o.id as org_id, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at, o.updated_at as org_updated_at, ' +
+    `(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ${userId}) as org_role, ` +
+    `(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ${userId}) as space_role`
+  );
+}
 
-interface SpaceWithRolesRow {
-  id: string;
-  slug: string;
-  name: string;
-  product_limit: number | null;
-  created_at: unknown;
-  updated_at: unknown;
+const SPACE_WITH_ROLES_SQL =
+  `select ${spaceWithRolesColumns('?')} from spaces s join organizations o on o.id = s.organization_id where s.slug = ?`;
+
+/** A row of spaceWithRolesColumns(); s_id is null when a LEFT JOIN found no such space. */
+export interface SpaceWithRolesRow {
+  s_id: string | null;
+  s_slug: string;
+  s_name: string;
+  s_product_limit: number | null;
+  s_listing_version: number | string;
+  s_created_at: unknown;
+  s_updated_at: unknown;
   org_id: string;
   org_slug: string;
   org_name: string;
@@ -135,8 +146,29 @@ interface SpaceWithRolesRow {
   space_role: SpaceMembership['role'] | null;
 }
 
+/**
+ * Space lookups made while authenticating, per request: the User entity authentication returns
+ * is the request's own, so it is the key. requireSpace takes the answer once, for the same slug.
+ */
+const prefetchedSpaces = new WeakMap<User, { slug: string; row: SpaceWithRolesRow | undefined }>();
+
+/** Record that `user`'s request already looked up space `slug` (row undefined: no such space). */
+export function rememberSpaceLookup(user: User, slug: string, row: SpaceWithRolesRow | undefined): void {
+  prefetchedSpaces.set(user, { slug, row: row?.s_id ? row : undefined });
+}
+
+async function spaceWithRoles(em: Em, user: User, slug: string): Promise<SpaceWithRolesRow | undefined> {
+  const prefetched = prefetchedSpaces.get(user);
+  if (prefetched?.slug === slug) {
+    prefetchedSpaces.delete(user);
+    return prefetched.row;
+  }
+  const [row] = await executeHot<SpaceWithRolesRow>(em, 'space_with_roles', SPACE_WITH_ROLES_SQL, [user.id, user.id, slug]);
+  return row;
+}
+
 async function requireSpace(em: Em, user: User, slug: string, need: SpaceAccess, action: string) {
-  const [row] = await em.execute<SpaceWithRolesRow[]>(SPACE_WITH_ROLES_SQL, [user.id, user.id, slug]);
+  const row = await spaceWithRoles(em, user, slug);
   if (!row) throw spaceNotFound(slug);
   const access = maxSpace(fromOrganizationRole(row.org_role), fromSpaceRole(row.space_role));
   if (access === 'none') throw spaceNotFound(slug);
@@ -149,13 +181,14 @@ async function requireSpace(em: Em, user: User, slug: string, need: SpaceAccess,
     updated_at: row.org_updated_at,
   } as EntityData<Organization>);
   const space = em.map(Space, {
-    id: row.id,
+    id: row.s_id,
     organization: row.org_id,
-    slug: row.slug,
-    name: row.name,
-    product_limit: row.product_limit,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
+    slug: row.s_slug,
+    name: row.s_name,
+    product_limit: row.s_product_limit,
+    listing_version: row.s_listing_version,
+    created_at: row.s_created_at,
+    updated_at: row.s_updated_at,
   } as EntityData<Space>);
   if (space.organization !== organization) throw new Error('requireSpace: the space did not map onto its organization');
   if (!atLeastSpace(access, need)) {
@@ -220,7 +253,12 @@ interface ProductAccessRow {
 
 export async function requireProductEditId(em: Em, user: User, productId: string): Promise<{ productId: string; access: ProductAccess }> {
   if (!isUuid(productId)) throw productNotFound(productId);
-  const [row] = await em.execute<ProductAccessRow[]>(PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId.toLowerCase()]);
+  const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [
+    user.id,
+    user.id,
+    user.id,
+    productId.toLowerCase(),
+  ]);
   if (!row) throw productNotFound(productId);
   const access: ProductAccess =
     row.created_by_id === user.id
