@@ -44,6 +44,8 @@ export interface Config {
   /** '*' or a list of exact origins. */
   readonly corsOrigins: '*' | readonly string[];
   readonly logLevel: LogLevel;
+  /** Memory for rendered space listings (see services/listing-cache.ts); 0 disables the cache. */
+  readonly listingCacheBytes: number;
   /** Interval of the background sweep of expired/aborted upload sessions; 0 disables it. */
   readonly sweepIntervalSeconds: number;
   /** Validate responses against the spec (development and tests; off in production). */
@@ -72,6 +74,7 @@ export const DEFAULTS = {
   maxArtifactSizeBytes: 1024 * 1024 * MiB, // 1 TiB
   s3Region: 'us-east-1',
   sweepIntervalSeconds: 60,
+  listingCacheBytes: 32 * MiB,
   logLevel: 'info' as LogLevel,
 } as const;
 
@@ -182,6 +185,7 @@ const EnvSchema = z.object({
   CORS_ORIGINS: corsOrigins,
   LOG_LEVEL: oneOf(LOG_LEVELS),
   SWEEP_INTERVAL_SECONDS: integer(0, 7 * 86_400),
+  LISTING_CACHE_BYTES: integer(0, 64 * 1024 * MiB),
   VALIDATE_RESPONSES: boolean,
   NODE_ENV: envVar,
 });
@@ -279,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     corsOrigins: e.CORS_ORIGINS ?? '*',
     logLevel: e.LOG_LEVEL ?? DEFAULTS.logLevel,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS ?? DEFAULTS.sweepIntervalSeconds,
+    listingCacheBytes: e.LISTING_CACHE_BYTES ?? DEFAULTS.listingCacheBytes,
     validateResponses: e.VALIDATE_RESPONSES ?? nodeEnv !== 'production',
     nodeEnv,
   } satisfies Config);

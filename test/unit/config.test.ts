@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       corsOrigins: '*',
       logLevel: 'info',
       sweepIntervalSeconds: 60,
+      listingCacheBytes: 33_554_432,
       validateResponses: true,
       nodeEnv: 'development',
     });
@@ -70,6 +71,7 @@ describe('loadConfig', () => {
       CORS_ORIGINS: 'https://a.example, http://localhost:3000/',
       LOG_LEVEL: 'debug',
       SWEEP_INTERVAL_SECONDS: '0',
+      LISTING_CACHE_BYTES: '0',
       NODE_ENV: 'production',
     });
     expect(c).toMatchObject({
@@ -94,6 +96,7 @@ describe('loadConfig', () => {
       corsOrigins: ['https://a.example', 'http://localhost:3000'],
       logLevel: 'debug',
       sweepIntervalSeconds: 0,
+      listingCacheBytes: 0,
       validateResponses: false,
       nodeEnv: 'production',
     });
@@ -153,6 +156,8 @@ describe('loadConfig', () => {
     ['CORS_ORIGINS', ','],
     ['LOG_LEVEL', 'verbose'],
     ['SWEEP_INTERVAL_SECONDS', '-5'],
+    ['LISTING_CACHE_BYTES', '-1'],
+    ['LISTING_CACHE_BYTES', '32MiB'],
     ['VALIDATE_RESPONSES', 'maybe'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['DATABASE_URL', 'sqlite:'],

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import type { Orm } from '../persistence/orm.ts';
 import type { BlobStore, BlobStoreOptions } from '../storage/index.ts';
 import { ModelService } from './models.ts';
+import { ListingCache } from './listing-cache.ts';
 import { VersionService } from './versions.ts';
 import { UploadService } from './uploads.ts';
 import { ArtifactService } from './artifacts.ts';
@@ -31,7 +32,7 @@ export interface Services {
 export function createServices(deps: ServiceDeps): Services {
   const uploads = new UploadService(deps);
   return {
-    models: new ModelService(deps.orm),
+    models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
     versions: new VersionService(deps.orm),
     uploads,
     artifacts: new ArtifactService(deps),

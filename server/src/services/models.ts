@@ -16,13 +16,18 @@ import { LIMITS, Product, Space, type User } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter } from '../persistence/queries.ts';
 import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
+import type { ListingCache } from './listing-cache.ts';
 
 export type ModelCreate = components['schemas']['ModelCreate'];
 export type ModelUpdate = components['schemas']['ModelUpdate'];
 export type ModelFilters = NonNullable<operations['listSpaceModels']['parameters']['query']>;
 
+/** One page of a model listing, already rendered: the JSON array as sent, and its headers' figures. */
 export interface ModelPage {
-  items: ModelSummary[];
+  /** The page's ModelSummary objects as a JSON array, UTF-8 (what goes on the wire, as is). */
+  body: Buffer;
+  /** How many summaries `json` holds. */
+  count: number;
   total: number;
   skip: number;
   limit: number;
@@ -72,8 +77,36 @@ function filterConditions(filters: ModelFilters): FilterQuery<Product>[] {
 
 const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
 
+/**
+ * What a space listing shows is determined by the space (its id, and the slug and name every
+ * summary repeats), its listing_version (bumped by the database on every change to its products,
+ * their versions or artifacts) and the filters. Arrays are deduplicated and sorted, so equivalent
+ * requests share an entry.
+ */
+function spaceListingKey(space: Space, filters: ModelFilters): string {
+  return JSON.stringify([
+    space.id,
+    space.listing_version,
+    space.slug,
+    space.name,
+    filters.skip ?? 0,
+    filters.limit ?? DEFAULT_LIMIT,
+    filters.include_archived ?? false,
+    filters.q ?? null,
+    filters.model_family ?? null,
+    filters.types ? [...new Set(filters.types)].sort() : null,
+    filters.deployment_status ?? null,
+    filters.model_task_type ?? null,
+    filters.risk_classification ?? null,
+  ]);
+}
+
 export class ModelService {
-  constructor(private readonly orm: Orm) {}
+  constructor(
+    private readonly orm: Orm,
+    /** Rendered space listings (see spaceListingKey); null: no caching. */
+    private readonly listingCache: ListingCache | null = null,
+  ) {}
 
   /** One page with its total: one query, plus a count only when the page is empty. */
   private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters): Promise<ModelPage> {
@@ -93,12 +126,23 @@ export class ModelService {
     const page = await summaryPage(em, where, { skip, limit, count: filtered ? 'window' : 'separate' });
     // Past the end (or nothing matches) no row carries the total.
     const total = page.total ?? (skip === 0 ? 0 : await em.createQueryBuilder(Product, 'p').where(where()).getCount());
-    return { items: page.items, total, skip, limit };
+    return { body: Buffer.from(JSON.stringify(page.items)), count: page.items.length, total, skip, limit };
   }
 
+  /**
+   * A space's models. Every viewer of a space sees the same listing, so a rendered page is
+   * cached under the space's listing_version, which the access check has just read: a page
+   * is only ever served while nothing it shows has changed, in any process.
+   */
   async listSpace(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
     const { space } = await requireSpaceView(em, user, slug);
-    return this.page(em, { space: space.id }, filters);
+    if (!this.listingCache) return this.page(em, { space: space.id }, filters);
+    const key = spaceListingKey(space, filters);
+    const cached = this.listingCache.get(key);
+    if (cached) return cached;
+    const page = await this.page(em, { space: space.id }, filters);
+    this.listingCache.set(key, page);
+    return page;
   }
 
   async listOrganization(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {

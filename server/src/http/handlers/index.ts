@@ -14,9 +14,9 @@ const servedEarlier: Handler = async (_req, _res) => {
   throw new Error('unreachable: served before the dispatcher');
 };
 
-export function createHandlerTable(services: Services, _config: Config): HandlerTable {
+export function createHandlerTable(services: Services, config: Config): HandlerTable {
   return {
-    ...modelHandlers(services),
+    ...modelHandlers(services, config),
     ...versionHandlers(services),
     ...artifactHandlers(services),
     ...uploadHandlers(services),

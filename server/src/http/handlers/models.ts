@@ -1,7 +1,8 @@
 import type { Response } from 'express';
 import type { Services } from '../../services/index.ts';
 import type { ModelPage } from '../../services/models.ts';
-import { sendJson, type Handler, type PathParams, type QueryParams, type RequestBody } from '../types.ts';
+import type { Config } from '../../config.ts';
+import { sendJson, type Handler, type ResponseBody, type PathParams, type QueryParams, type RequestBody } from '../types.ts';
 
 const PREFIX = '/api/v1.0';
 
@@ -9,22 +10,29 @@ const PREFIX = '/api/v1.0';
 function setPageHeaders(res: Response, page: ModelPage): void {
   res.setHeader('X-Total-Count', String(page.total));
   res.setHeader('X-Page', String(Math.floor(page.skip / page.limit) + 1));
-  res.setHeader('X-Has-More', String(page.skip + page.items.length < page.total));
+  res.setHeader('X-Has-More', String(page.skip + page.count < page.total));
 }
 
-export function modelHandlers(services: Services) {
+export function modelHandlers(services: Services, config: Config) {
+  /** A rendered page goes out as it is; with response validation on, through the validator. */
+  const sendPage = (res: Response, op: 'listSpaceModels' | 'listOrganizationModels', page: ModelPage) => {
+    setPageHeaders(res, page);
+    if (config.validateResponses) sendJson(res, op, 200, JSON.parse(page.body.toString('utf8')) as ResponseBody<typeof op, 200>);
+    else res.status(200).type('application/json; charset=utf-8').send(page.body);
+  };
+
   const listSpaceModels: Handler = async (req, res, ctx) => {
     const { slug } = req.params as PathParams<'listSpaceModels'>;
-    const page = await services.models.listSpace(ctx.em, ctx.user, slug, req.query as QueryParams<'listSpaceModels'>);
-    setPageHeaders(res, page);
-    sendJson(res, 'listSpaceModels', 200, page.items);
+    sendPage(res, 'listSpaceModels', await services.models.listSpace(ctx.em, ctx.user, slug, req.query as QueryParams<'listSpaceModels'>));
   };
 
   const listOrganizationModels: Handler = async (req, res, ctx) => {
     const { slug } = req.params as PathParams<'listOrganizationModels'>;
-    const page = await services.models.listOrganization(ctx.em, ctx.user, slug, req.query as QueryParams<'listOrganizationModels'>);
-    setPageHeaders(res, page);
-    sendJson(res, 'listOrganizationModels', 200, page.items);
+    sendPage(
+      res,
+      'listOrganizationModels',
+      await services.models.listOrganization(ctx.em, ctx.user, slug, req.query as QueryParams<'listOrganizationModels'>),
+    );
   };
 
   const createSpaceModel: Handler = async (req, res, ctx) => {

@@ -1,0 +1,32 @@
+/**
+ * Rendered model listings of this process, bounded by size (least recently used pages go first).
+ * Entries never need invalidating: their keys carry the version of what they show (see
+ * ModelService.listSpace), so a change makes the old entries unreachable and they age out.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ModelPage } from './models.ts';
+
+export class ListingCache {
+  private readonly pages: LRUCache<string, ModelPage>;
+
+  /** `maxBytes`: the budget for rendered pages and their keys (a key's UTF-16 code units count 2 bytes). */
+  constructor(maxBytes: number) {
+    this.pages = new LRUCache<string, ModelPage>({
+      maxSize: maxBytes,
+      sizeCalculation: (page, key) => page.body.length + 2 * key.length + 64,
+    });
+  }
+
+  get(key: string): ModelPage | undefined {
+    return this.pages.get(key);
+  }
+
+  /** A page larger than the whole budget is not kept. */
+  set(key: string, page: ModelPage): void {
+    this.pages.set(key, page);
+  }
+
+  get size(): number {
+    return this.pages.size;
+  }
+}
