@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, type StartedServer } from '../support/server.ts';
+import { ArtifactClient, MiB, randomData } from '../support/artifacts.ts';
 
 describe('server process', () => {
   let server: StartedServer;
@@ -42,6 +43,25 @@ describe('server process', () => {
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
     await new Promise((r) => setTimeout(r, 100));
     expect(server.output()).toMatch(/"request_id":"trace-abc-123".*"status":401/);
+  });
+
+  it('a client still sending a refused chunk gets the answer, not a reset (the close lingers)', async () => {
+    // In a process of its own, the server can answer from the headers while the client is still
+    // writing the body; the connection then closes, but only after the rest has drained.
+    const client = new ArtifactClient(server.baseUrl, server.apiKey);
+    const pid = await client.createModel('Lingering close');
+    const init = await client.initiate(pid, { file_name: 'a.bin', content_type: 'application/octet-stream', total_size_bytes: 3 * MiB });
+    expect(init.status).toBe(201);
+    const chunkSize = init.body.chunk_size_bytes as number;
+    const id = init.body.id as string;
+    const refused: [number, number][] = [];
+    for (let i = 0; i < 5; i++) refused.push([0, 3 * MiB - 1], [0, 3 * MiB + 1], [99, 3 * MiB], [0, chunkSize + 4 * MiB]);
+    for (const [index, length] of refused) {
+      const res = await client.putChunk(pid, id, index, randomData(length));
+      expect(res.status, `chunk ${index} of ${length} bytes: ${res.text}`).toBe(422);
+      expect(res.headers.get('connection')).toBe('close');
+    }
+    expect((await client.session(pid, id)).body).toMatchObject({ received_chunks: [], received_bytes: 0 });
   });
 
   it('does not print a key again on the next start, and stops gracefully on SIGTERM', async () => {

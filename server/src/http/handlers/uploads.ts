@@ -4,16 +4,41 @@ import type { Services } from '../../services/index.ts';
 import { artifactPath, uploadPath } from '../../services/uploads.ts';
 import { sendJson, type Handler, type PathParams, type RequestBody } from '../types.ts';
 
+/** How long, and for how many bytes, a refused chunk's connection keeps discarding its body. */
+const LINGER_MS = 5_000;
+const LINGER_BYTES = 64 * 1024 * 1024;
+
 /**
- * When an answer goes out before the request body was read to its end (a rejected chunk), the
- * connection is closed after the answer instead of reading — possibly gigabytes — of a body
- * nobody wants.
+ * When an answer goes out before the request body was read to its end (a rejected chunk), nothing
+ * more of the body is stored and the connection is closed after the answer (`Connection: close`)
+ * instead of reading — possibly gigabytes — of a body nobody wants. The close lingers, as web
+ * servers do: a client still sending when the answer arrives would otherwise have its next write
+ * reset and see a network error instead of the answer. So the socket first half-closes, then
+ * discards what keeps arriving for at most LINGER_MS or LINGER_BYTES, then closes.
  */
 export function closeUnlessBodyRead(req: Request, res: Response): void {
   if (req.complete || res.headersSent) return;
   res.setHeader('Connection', 'close');
   req.unpipe();
   req.pause();
+  const socket = req.socket;
+  // Node ends a `Connection: close` exchange with destroySoon(): linger instead.
+  socket.destroySoon = () => {
+    socket.end();
+    let discarded = 0;
+    const close = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(close, LINGER_MS);
+    timer.unref();
+    socket.on('data', (piece: Buffer) => {
+      discarded += piece.length;
+      if (discarded > LINGER_BYTES) close();
+    });
+    socket.once('end', close);
+    req.resume(); // the parser hands the rest of the body to the request: let it flow away
+  };
 }
 
 function contentLengthOf(req: Request): number | undefined {
