@@ -125,9 +125,10 @@ export async function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptio
   } satisfies Options;
 }
 
-export function dialectOf(orm: Orm): Dialect {
+/** The dialect of an ORM or of one of its EntityManagers. */
+export function dialectOf(owner: Pick<Orm, 'config'> | Pick<Em, 'config'>): Dialect {
   // By platform, not by driver class: comparing with PostgreSqlDriver would load that package.
-  return orm.config.getPlatform().constructor.name === 'PostgreSqlPlatform' ? 'postgresql' : 'sqlite';
+  return owner.config.getPlatform().constructor.name === 'PostgreSqlPlatform' ? 'postgresql' : 'sqlite';
 }
 
 /** Open the database named by the URL (or a Config) and apply pending migrations. */

@@ -2,7 +2,7 @@
  * Raw rows on both dialects: running hot statements, and converting columns the way the entity
  * hydrator would.
  */
-import type { Em } from './orm.ts';
+import { dialectOf, type Em } from './orm.ts';
 
 /** A datetime column as the driver returns it in a raw row: Date (PostgreSQL) or epoch milliseconds (SQLite). */
 export function rawDate(value: unknown): Date | null {
@@ -22,7 +22,7 @@ export function rawDate(value: unknown): Date | null {
  * per distinct `sql`. Listeners of the knex 'query' event see it like any other statement.
  */
 export async function executeHot<T>(em: Em, name: string, sql: string, params: readonly unknown[]): Promise<T[]> {
-  if (em.getPlatform().constructor.name !== 'PostgreSqlPlatform' || em.isInTransaction()) {
+  if (dialectOf(em) !== 'postgresql' || em.isInTransaction()) {
     return em.execute<T[]>(sql, [...params]);
   }
   let text = pgText.get(sql);
