@@ -75,27 +75,34 @@ export async function sha256OfStream(stream: Readable): Promise<{ sha256: string
   return { sha256: hash.digest('hex'), bytes };
 }
 
+type Job = { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void };
+
 /**
- * Resumes saved states and extends them with bytes of a local file on a worker thread
- * (sha256-worker.mjs) that reads the file itself and runs at the lowest CPU priority: the slow
- * WebAssembly hashing uses idle CPU only and never blocks the event loop serving requests. One
- * thread, started on first use and unref'd (it never keeps the process alive). Jobs run in order.
+ * A worker thread (sha256-worker.mjs) doing SHA-256 work on byte ranges of local files, off the
+ * event loop that serves requests: it reads the bytes itself. Two kinds of work:
+ * - resumable states (hash-wasm, about a quarter of node:crypto's speed): `extendSaved`;
+ * - running node:crypto digests it keeps by key (`fold`, `digest`, `drop`): the fast digest of an
+ *   upload's prefix, without hashing on the event loop.
+ * Started on first use and unref'd (it never keeps the process alive); jobs run in order. With
+ * `lowPriority` the thread runs at the lowest CPU priority and so only takes idle CPU.
  */
-export class Sha256Worker {
+export class HashThread {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: { state: string; bytes: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, Job>();
+
+  constructor(private readonly options: { lowPriority: boolean }) {}
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url));
+    const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url), { workerData: { lowPriority: this.options.lowPriority } });
     worker.unref();
-    worker.on('message', (msg: { id: number; state?: string; bytes?: number; error?: string }) => {
+    worker.on('message', (msg: { id: number; error?: string }) => {
       const job = this.pending.get(msg.id);
       if (!job) return;
       this.pending.delete(msg.id);
       if (msg.error !== undefined) job.reject(new Error(`sha256 worker: ${msg.error}`));
-      else job.resolve({ state: msg.state!, bytes: msg.bytes! });
+      else job.resolve(msg);
     });
     const fail = (err: Error) => {
       for (const job of this.pending.values()) job.reject(err);
@@ -108,16 +115,40 @@ export class Sha256Worker {
     return worker;
   }
 
-  /**
-   * Loads `state` and hashes bytes [start, end] of the local file `path` into it, all on the worker
-   * thread; resolves with the new state and the number of bytes hashed (fewer when the file is short).
-   */
-  async extendFromFile(state: string, path: string, range: { start: number; end: number }): Promise<{ state: string; bytes: number }> {
+  private call<T>(message: Record<string, unknown>): Promise<T> {
     const worker = this.thread();
     const id = this.nextId++;
-    const result = new Promise<{ state: string; bytes: number }>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    worker.postMessage({ id, state, path, start: range.start, end: range.end });
+    const result = new Promise<T>((resolve, reject) => this.pending.set(id, { resolve: resolve as Job['resolve'], reject }));
+    worker.postMessage({ id, ...message });
     return result;
+  }
+
+  /**
+   * Loads `state` and hashes bytes [start, end] of the local file `path` into it; resolves with the
+   * new state and the number of bytes hashed (fewer when the file is short).
+   */
+  extendSaved(state: string, path: string, range: { start: number; end: number }): Promise<{ state: string; bytes: number }> {
+    return this.call({ op: 'saved', state, path, start: range.start, end: range.end });
+  }
+
+  /**
+   * Extends the running digest kept under `key` with bytes [start, end] of `path`. The digest must
+   * cover exactly `start` bytes (start 0 begins a new one), else the call fails and the digest is
+   * dropped. Resolves with the bytes hashed.
+   */
+  fold(key: string, path: string, range: { start: number; end: number }): Promise<{ bytes: number }> {
+    return this.call({ op: 'fold', key, path, start: range.start, end: range.end });
+  }
+
+  /** Hex SHA-256 of the running digest under `key` when it covers exactly `covered` bytes, else null. */
+  async digest(key: string, covered: number): Promise<string | null> {
+    if (!this.worker) return null; // never started, or lost: it holds nothing
+    return (await this.call<{ sha256: string | null }>({ op: 'digest', key, covered })).sha256;
+  }
+
+  /** Forgets the running digest under `key`. */
+  drop(key: string): void {
+    this.worker?.postMessage({ op: 'drop', key });
   }
 
   async close(): Promise<void> {

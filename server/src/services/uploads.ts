@@ -32,8 +32,7 @@
  * in one process while another completes the session could write into the committed file after its
  * digest was taken; well-behaved clients (the SDK) complete only after every chunk was answered.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
@@ -49,6 +48,7 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
+import { executeHot } from '../persistence/raw.ts';
 import {
   BlobNotFoundError,
   PartLengthError,
@@ -62,7 +62,7 @@ import type { ServiceDeps } from './index.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
-import { ResumableSha256, Sha256Worker, sha256OfStream } from './resumable-sha256.ts';
+import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
 
 export type ArtifactUploadCreate = components['schemas']['ArtifactUploadCreate'];
 export type ArtifactUploadComplete = components['schemas']['ArtifactUploadComplete'];
@@ -111,6 +111,9 @@ interface ChunkWrite {
   settled: Promise<void>;
 }
 
+const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
+const INDEX_RECEIVED_SQL = 'select chunk_index from upload_chunks where session_id = ? and chunk_index = ?';
+
 /** Thrown inside a completion transaction that lost the race for the session. */
 class LostRace extends Error {}
 
@@ -120,8 +123,8 @@ export class UploadService {
   /** Sessions this process is completing or aborting: new chunks for them are refused. */
   private readonly closing = new Set<string>();
   readonly folder: PrefixFolder;
-  /** Runs the resumable (slow) SHA-256 off the event loop. */
-  private readonly hashWorker = new Sha256Worker();
+  /** The hash threads of the prefix digests (see PrefixFolder). */
+  private readonly hashThreads = { running: new HashThread({ lowPriority: false }), saved: new HashThread({ lowPriority: true }) };
   /**
    * Whether staged parts can be read back (fs): then PrefixFolder folds every stored chunk into the
    * prefix digests; otherwise (s3) a chunk extends the saved prefix while it streams, when it is
@@ -132,13 +135,13 @@ export class UploadService {
   constructor(readonly deps: ServiceDeps) {
     // Whether this backend keeps staged bytes in a local file (asked with a key of the right shape).
     this.foldsStaged = deps.storage.localStagedPath({ key: artifactKey(randomUUID(), randomUUID()), uploadId: null }) !== null;
-    this.folder = new PrefixFolder(deps, this.hashWorker, this.foldsStaged);
+    this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged);
   }
 
   /** Stops the hash worker thread (graceful shutdown, tests). */
   async close(): Promise<void> {
     await this.folder.idle();
-    await this.hashWorker.close();
+    await Promise.all([this.hashThreads.running.close(), this.hashThreads.saved.close()]);
   }
 
   // ─── reading ───────────────────────────────────────────────────────────────────────────
@@ -162,14 +165,15 @@ export class UploadService {
     return em.fork().findOne(UploadSession, productId ? { id, product: productId } : { id });
   }
 
-  /** Indexes of the chunks received so far, ascending (or whether `only` was received). */
+  /**
+   * Indexes of the chunks received so far, ascending (or whether `only` was received). Every chunk
+   * request runs this (twice): plain SQL, no query building.
+   */
   private async receivedIndexes(em: Em, sessionId: string, only?: number): Promise<number[]> {
-    const rows = await em
-      .createQueryBuilder(UploadChunk, 'c')
-      .select(['c.chunk_index'])
-      .where(only === undefined ? { session: sessionId } : { session: sessionId, chunk_index: only })
-      .orderBy({ chunk_index: 'asc' })
-      .execute<{ chunk_index: number }[]>('all', false);
+    const rows =
+      only === undefined
+        ? await executeHot<{ chunk_index: number }>(em, 'chunk_indexes', RECEIVED_INDEXES_SQL, [sessionId])
+        : await executeHot<{ chunk_index: number }>(em, 'chunk_index_received', INDEX_RECEIVED_SQL, [sessionId, only]);
     return rows.map((r) => Number(r.chunk_index));
   }
 
@@ -531,7 +535,7 @@ export class UploadService {
     //    everything, else read what is missing.
     let sha256: string;
     try {
-      sha256 = (!session.hash_broken && this.folder.digestIfComplete(session.id, session.chunk_count)) || (await this.digest(session));
+      sha256 = (!session.hash_broken && (await this.folder.digestIfComplete(session.id))) || (await this.digest(session));
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
         await this.fail(em, session, 'the committed bytes vanished before they were verified');
@@ -714,15 +718,19 @@ export async function requireVersionOf(em: Em, productId: string, versionId: str
  * Extends the digests of upload prefixes with the chunks stored after them, reading the chunks
  * back from the local staging file (fs only: S3 cannot read unfinished multipart uploads).
  *
- * Two digests per session, both covering chunks [0, n) exactly:
- * - a node:crypto hash in this process's memory (fast: SHA-NI speed, read through one reused
- *   buffer), the one completion in this process normally uses; lost on a restart and unknown to
- *   other processes (each process folding a session keeps its own);
+ * Two digests per session, both covering chunks [0, n) exactly, both computed on worker threads
+ * that read the staging file themselves, so no byte is hashed a second time on the event loop:
+ * - a running node:crypto hash (SHA-NI speed) kept by this process's `running` thread, which
+ *   completion in this process normally uses; lost on a restart and unknown to other processes
+ *   (each process folding a session keeps its own). It follows every stored chunk at once.
  * - the hash-wasm state saved in the session row (`hash_state`, `hashed_chunks`), which survives
- *   crashes and serves any process. WebAssembly SHA-256 is ~4× slower than node:crypto, so a worker
- *   thread at the lowest CPU priority reads and hashes for it: it uses idle CPU only, and
- *   completion uses as much of it as is done. The conditional update lets one process win each
- *   step when several fold the same session.
+ *   crashes and serves any process. WebAssembly SHA-256 costs ~4× the CPU of node:crypto, so it
+ *   is not kept in step while chunks stream in (that CPU would come out of the transfer): it
+ *   catches up on the `saved` thread, at the lowest CPU priority, once the session has had no new
+ *   chunk for a second, or once it lags a whole SAVE_LAG_BYTES behind. A completion that finds it
+ *   behind resumes it when little is missing, else hashes the file once with node:crypto
+ *   (UploadService.digest). The conditional update lets one process win each step when several
+ *   fold the same session.
  */
 export class PrefixFolder {
   private readonly memory = new Map<string, MemoryDigest>();
@@ -732,22 +740,19 @@ export class PrefixFolder {
   private readonly saveAgain = new Set<string>();
   /** Sessions completed or aborted by this process (recent ones). */
   private readonly closed = new Set<string>();
-  /** Read buffer of the memory folds (they run one batch at a time per session; reads are awaited one by one). */
-  private readonly buffers: Buffer[] = [];
   /** Chunks folded (and saved) at a time. */
   private static readonly BATCH = 4;
-  /** The saved state is extended once the memory digest is this many chunks ahead of it … */
-  private static readonly SAVE_EVERY = 16;
-  /** … or once the session had no new chunk for this long. */
+  /** The saved state catches up once the session had no new chunk for this long … */
   private static readonly SAVE_WHEN_IDLE_MS = 1000;
+  /** … or once the running digest is this many bytes ahead of it. */
+  static readonly SAVE_LAG_BYTES = 4 * 1024 ** 3;
   private readonly saveTimers = new Map<string, NodeJS.Timeout>();
   /** Sessions whose memory digest is kept (oldest dropped first: they fall back to the saved state). */
   private static readonly MAX_SESSIONS = 256;
-  private static readonly READ_SIZE = 1024 * 1024;
 
   constructor(
     private readonly deps: ServiceDeps,
-    private readonly worker: Sha256Worker,
+    private readonly threads: { running: HashThread; saved: HashThread },
     private readonly enabled: boolean,
   ) {}
 
@@ -765,7 +770,7 @@ export class PrefixFolder {
   private planSave(sessionId: string): void {
     const entry = this.memory.get(sessionId);
     clearTimeout(this.saveTimers.get(sessionId));
-    if (entry && entry.next - entry.savedKick >= PrefixFolder.SAVE_EVERY) {
+    if (entry && (entry.next - entry.savedKick) * entry.meta.chunk_size_bytes >= PrefixFolder.SAVE_LAG_BYTES) {
       entry.savedKick = entry.next;
       this.kickSave(sessionId);
       return;
@@ -815,15 +820,22 @@ export class PrefixFolder {
     await Promise.all([...this.running.values(), ...this.saving.values()]);
   }
 
-  /** Hex digest of the whole upload when this process's memory digest covers all its chunks. */
-  digestIfComplete(sessionId: string, chunkCount: number): string | null {
+  /** Hex digest of the whole upload when this process's running digest covers all its chunks. */
+  async digestIfComplete(sessionId: string): Promise<string | null> {
     const entry = this.memory.get(sessionId);
-    return entry && entry.next === chunkCount ? entry.hash.copy().digest('hex') : null;
+    if (!entry || entry.next !== entry.meta.chunk_count) return null;
+    return this.threads.running.digest(sessionId, entry.meta.total_size_bytes);
+  }
+
+  /** Drops this process's running digest of a session. */
+  private dropMemory(sessionId: string): void {
+    this.memory.delete(sessionId);
+    this.threads.running.drop(sessionId);
   }
 
   /** The session is completed or aborted here: drop its digests and stop saving its state. */
   forget(sessionId: string): void {
-    this.memory.delete(sessionId);
+    this.dropMemory(sessionId);
     clearTimeout(this.saveTimers.get(sessionId));
     this.saveTimers.delete(sessionId);
     this.closed.add(sessionId);
@@ -855,12 +867,10 @@ export class PrefixFolder {
       if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken) return;
       const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
       if (!meta.path) return;
-      entry = { next: 0, hash: createHash('sha256'), meta, recorded: new Set(), savedKick: s.hashed_chunks };
+      entry = { next: 0, meta, recorded: new Set(), savedKick: s.hashed_chunks };
       this.memory.set(sessionId, entry);
-      while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.memory.delete(this.memory.keys().next().value!);
+      while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.dropMemory(this.memory.keys().next().value!);
     }
-    const buffer = this.buffers.pop() ?? Buffer.allocUnsafe(PrefixFolder.READ_SIZE);
-    let file: FileHandle | null = null;
     let progressed = false;
     try {
       for (;;) {
@@ -877,21 +887,13 @@ export class PrefixFolder {
         if (end === start) return;
         progressed = true; // the next chunk has not arrived yet: its arrival kicks us again
         const range = this.byteRange(entry.meta, start, end);
-        file ??= await open(entry.meta.path!, 'r');
-        for (let position = range.start; position <= range.end; ) {
-          const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, range.end - position + 1), position);
-          if (bytesRead === 0) throw new Error(`the staging file ended at ${position}, before ${range.end + 1}`);
-          entry.hash.update(buffer.subarray(0, bytesRead));
-          position += bytesRead;
-        }
+        const { bytes } = await this.threads.running.fold(sessionId, entry.meta.path!, range);
+        if (bytes !== range.end - range.start + 1) throw new Error(`the staging file ended at ${range.start + bytes}, before ${range.end + 1}`);
         entry.next = end;
       }
     } catch (err) {
-      this.memory.delete(sessionId); // a partly updated hash is useless
+      if (this.memory.get(sessionId) === entry) this.dropMemory(sessionId); // a partly updated hash is useless
       throw err;
-    } finally {
-      await file?.close();
-      this.buffers.push(buffer);
     }
   }
 
@@ -909,7 +911,7 @@ export class PrefixFolder {
       const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
       if (!meta.path) return;
       const range = this.byteRange(meta, start, end);
-      const { state, bytes } = await this.worker.extendFromFile(s.hash_state, meta.path, range);
+      const { state, bytes } = await this.threads.saved.extendSaved(s.hash_state, meta.path, range);
       if (bytes !== range.end - range.start + 1) return;
       const n = await em.nativeUpdate(
         UploadSession,
@@ -926,10 +928,9 @@ export class PrefixFolder {
   }
 }
 
-/** This process's running digest of a session's chunks [0, next). */
+/** This process's running digest of a session's chunks [0, next) (the hash is on the running thread). */
 interface MemoryDigest {
   next: number;
-  hash: Hash;
   meta: FoldMeta;
   /** Chunks at or after `next` this process recorded (no need to look them up). */
   recorded: Set<number>;

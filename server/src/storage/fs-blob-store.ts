@@ -20,11 +20,10 @@ import { pathToFileURL } from 'node:url';
 import {
   BlobNotFoundError,
   BlobRangeError,
-  ExactLengthStream,
-  MaxLengthStream,
+  BlobTooLargeError,
+  PartLengthError,
   StagedUploadNotFoundError,
   assertCompletePartList,
-  feed,
   type BlobStore,
   type PartInput,
   type StagedPart,
@@ -79,7 +78,7 @@ export class FsBlobStore implements BlobStore {
         throw new RangeError(`Part ${part.index} (${part.offset}+${part.size}) extends past the upload's ${totalSize} bytes`);
       }
       if (!part.replace) {
-        await writeExactly(part.body, part.size, fh, part.offset);
+        await writeAll(part.body, fh, part.offset, { exact: part.size });
         await fh.datasync();
       } else {
         // The earlier part must survive a failed re-send: receive into a side file first, and
@@ -87,7 +86,7 @@ export class FsBlobStore implements BlobStore {
         const sidePath = `${stagingPath}.${part.index}.${randomUUID()}.replace`;
         const side = await open(sidePath, 'wx+'); // read back by copyRange
         try {
-          await writeExactly(part.body, part.size, side, 0);
+          await writeAll(part.body, side, 0, { exact: part.size });
           await side.datasync();
           const written = (await side.stat()).size;
           if (written !== part.size) throw new Error(`Side file holds ${written} bytes, expected ${part.size}`);
@@ -174,13 +173,7 @@ export class FsBlobStore implements BlobStore {
     const fh = await open(tmpPath, 'wx');
     let size: number;
     try {
-      const limiter = new MaxLengthStream(opts.maxBytes);
-      const detach = feed(body, limiter);
-      try {
-        size = await writeAll(limiter, fh, 0);
-      } finally {
-        detach();
-      }
+      size = await writeAll(body, fh, 0, { max: opts.maxBytes });
       await fh.sync();
       await fh.close();
       const finalDir = path.dirname(finalPath);
@@ -300,48 +293,48 @@ async function openExisting(filePath: string, flags: string, notFound: () => Err
   }
 }
 
-/** Writes exactly `size` bytes of `body` at `position` (PartLengthError otherwise). */
-async function writeExactly(body: Readable, size: number, fh: FileHandle, position: number): Promise<void> {
-  const counter = new ExactLengthStream(size);
-  const detach = feed(body, counter);
-  try {
-    await writeAll(counter, fh, position);
-  } finally {
-    detach();
-  }
-}
-
 /** Pieces are gathered into one vectored write once they hold this many bytes (or this many pieces). */
 const WRITE_SLICE_BYTES = 1024 * 1024;
 const WRITE_SLICE_PIECES = 512;
 
 /**
- * Writes a stream at `position` (positional writes: parts may land in parallel). The pieces are
- * written as they came, without copying, but gathered into one `writev` per ~1 MiB: one write
- * call per socket piece (~64 KiB) cost more main-thread time than the hashing of those bytes.
- * Nothing is written that the stream did not deliver; when the stream fails, the pieces not yet
- * written are dropped.
+ * Writes a stream at `position` (positional writes: parts may land in parallel) and returns the
+ * byte count. The pieces are written as they came, without copying, but gathered into one `writev`
+ * per ~1 MiB: one write call per socket piece (~64 KiB) cost more main-thread time than the
+ * hashing of those bytes. The stream is read directly (no counting stream in between: each stream
+ * hop costs main-thread time per piece) and never destroyed: the caller owns it.
+ *
+ * - `exact`: the stream must deliver exactly this many bytes (PartLengthError otherwise, thrown as
+ *   soon as the excess arrives). The last batch is written only once the stream has ended, so a
+ *   body of the wrong length never leaves a complete part behind.
+ * - `max`: BlobTooLargeError once more than this many bytes arrive.
+ *
+ * Nothing is written that the stream did not deliver; when it fails, the pieces not yet written
+ * are dropped.
  */
-async function writeAll(source: Readable, fh: FileHandle, position: number): Promise<number> {
+async function writeAll(source: Readable, fh: FileHandle, position: number, limits: { exact?: number; max?: number } = {}): Promise<number> {
+  const { exact, max = Number.POSITIVE_INFINITY } = limits;
+  const limit = Math.min(exact ?? Number.POSITIVE_INFINITY, max);
+  let count = 0;
   let pos = position;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  for await (const chunk of source as AsyncIterable<Buffer>) {
+  for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     if (chunk.length === 0) continue;
+    count += chunk.length;
+    if (count > limit) throw exact !== undefined && exact <= max ? new PartLengthError(exact, count) : new BlobTooLargeError(max);
     pending.push(chunk);
     pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_SLICE_BYTES || pending.length >= WRITE_SLICE_PIECES) {
+    if ((pendingBytes >= WRITE_SLICE_BYTES || pending.length >= WRITE_SLICE_PIECES) && count !== exact) {
       await writevAt(fh, pending, pos);
       pos += pendingBytes;
       pending = [];
       pendingBytes = 0;
     }
   }
-  if (pendingBytes > 0) {
-    await writevAt(fh, pending, pos);
-    pos += pendingBytes;
-  }
-  return pos - position;
+  if (exact !== undefined && count !== exact) throw new PartLengthError(exact, count);
+  if (pendingBytes > 0) await writevAt(fh, pending, pos);
+  return count;
 }
 
 /** Writes all of `buffers` at `position`; a short write continues where it stopped. */
