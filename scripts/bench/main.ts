@@ -7,7 +7,7 @@
  *     reference, one streamed PUT of the whole file;
  * (b) the peer: @tus/server with @tus/file-store (tus-server.ts), 8 MiB PATCH requests in order
  *     (its file store has no concatenation extension, so no parallel parts);
- * (c) this server, started like production (NODE_ENV=production, LOG_LEVEL=warn, SQLite and
+ * (c) this server, started like production (the build `npm start` runs, NODE_ENV=production, LOG_LEVEL=warn, SQLite and
  *     filesystem in a temp DATA_DIR, 8 MiB chunks), through the SDK's `uploadArtifact` with 4
  *     chunks in flight, completion included; and the completion request alone;
  * (d) downloading the artifact from this server and from nginx serving the same stored file (nginx
@@ -29,6 +29,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createModelRepositoryClient } from '../../sdk/src/index.ts';
+import { buildServer } from '../build.ts';
 import type { ClientJob, ClientResult } from './client.ts';
 import { ensureNginx, nginxVersion, startNginx } from './nginx.ts';
 import { cpuSeconds, currentRss, machineBusySeconds, ownTreeCpuSeconds, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
@@ -198,9 +199,11 @@ async function startThisServer(dataDir: string, cpuProfDir: string | null): Prom
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // The flags of `npm start` (package.json): a 2 MB young generation semi-space (V8's default grows
-  // to 16 MB) keeps ~40 MB of short-lived upload garbage from ever becoming resident.
-  const started = spawnProcess(process.execPath, [...profile, '--max-semi-space-size=2', '--import', 'tsx', 'server/src/main.ts'], {
+  // What `npm start` runs (package.json): the production build, with a 2 MB young generation
+  // semi-space (V8's default grows to 16 MB), which keeps ~40 MB of short-lived upload garbage
+  // from ever becoming resident.
+  const entry = await buildServer();
+  const started = spawnProcess(process.execPath, [...profile, '--max-semi-space-size=2', entry], {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     VALIDATE_RESPONSES: 'false',
@@ -330,7 +333,7 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const serverPeak = Math.max(serverPeakUpload, serverPeakDownload);
   const since = (before: number) => (peakResettable ? `RSS when it started: ${mb(before)}` : 'peak since the server started');
   const rss = [
-    ['(e) this server: RSS idle after start', mb(idleRss), 'NODE_ENV=production under tsx, as `npm start` runs it'],
+    ['(e) this server: RSS idle after start', mb(idleRss), 'NODE_ENV=production, the build `npm start` runs'],
     ['(e) this server: peak RSS during (c)', mb(serverPeakUpload), `${since(rssBefore.upload)} (after the client's warm-up upload)`],
     ['(e) this server: peak RSS during (d)', mb(serverPeakDownload), since(rssBefore.download)],
     ['(e) SDK process: RSS growth uploading the file', mb(sdkGrowth), `RSS before: ${mb(e.result.rssBaselineBytes!)}, peak: ${mb(e.result.rssPeakBytes!)} (fresh process, ${e.result.seconds.toFixed(2)} s)`],

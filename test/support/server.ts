@@ -1,6 +1,6 @@
 /**
- * Starts the real server as a child process (`node --import tsx server/src/main.ts`), the way
- * `npm start` does, on a free port with a temporary DATA_DIR (SQLite + filesystem unless `env`
+ * Starts the real server as a child process (`node --import tsx server/src/main.ts`, as `npm run
+ * dev` does; or a production build's entry, as `npm start` does), on a free port with a temporary DATA_DIR (SQLite + filesystem unless `env`
  * says otherwise). Black-box tests talk to it over HTTP only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -36,11 +36,14 @@ export interface StartServerOptions {
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
   timeoutMs?: number;
+  /** The module to run without tsx (a production build's dist/server/main.js); server/src/main.ts under tsx by default. */
+  entry?: string;
 }
 
 export async function startServer(opts: StartServerOptions = {}): Promise<StartedServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'mr-server-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server/src/main.ts')], {
+  const args = opts.entry ? [opts.entry] : ['--import', 'tsx', join(root, 'server/src/main.ts')];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: {
       ...process.env,
