@@ -21,7 +21,7 @@ import { createHandlerTable } from './http/handlers/index.ts';
 import { multipartStorage } from './http/multipart.ts';
 import { createServices, type Services } from './services/index.ts';
 import type { OperationId, RequestContext as Ctx } from './http/types.ts';
-import type { User } from './persistence/entities.ts';
+import type { Caller } from './persistence/entities.ts';
 
 export const API_PREFIX = '/api/v1.0';
 
@@ -38,7 +38,7 @@ declare module 'express-serve-static-core' {
   interface Locals {
     requestId: string;
     log: Logger;
-    user?: User;
+    user?: Caller;
   }
 }
 
@@ -160,7 +160,7 @@ export function createApp(deps: AppDeps): express.Express {
     req.params = { ...(openapi?.pathParams ?? {}) };
     const ctx: Ctx = {
       em: orm.em.getContext() as Ctx['em'],
-      user: user as User,
+      user: user as Caller,
       log: res.locals.log,
       requestId: res.locals.requestId,
     };

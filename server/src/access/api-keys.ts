@@ -2,9 +2,8 @@
  * API keys: random, shown once, stored as a SHA-256 hash, revocable, last use recorded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { EntityData } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
-import { ApiKey, User } from '../persistence/entities.ts';
+import { ApiKey, type Caller } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { executeHot, rawDate } from '../persistence/raw.ts';
 import { rememberSpaceLookup, spaceWithRolesColumns, type SpaceWithRolesRow } from './policy.ts';
@@ -36,10 +35,8 @@ export function generateApiKey(): GeneratedApiKey {
   return { key, hash: hashApiKey(key), prefix: key.slice(0, API_KEY_DISPLAY_LENGTH) };
 }
 
-/** One row: the key's state and its user's columns (every request runs this, so it is one plain query). */
-const KEY_COLUMNS =
-  'k.id as key_id, k.revoked_at as key_revoked_at, k.last_used_at as key_last_used_at, ' +
-  'u.id, u.email, u.name, u.created_at, u.updated_at';
+/** One row: the key's state and its user's id (every request runs this, so it is one plain query). */
+const KEY_COLUMNS = 'k.id as key_id, k.revoked_at as key_revoked_at, k.last_used_at as key_last_used_at, u.id';
 const AUTHENTICATE_SQL = `select ${KEY_COLUMNS} from api_keys k join users u on u.id = k.user_id where k.key_hash = ?`;
 /** The same row plus the space a request names and the user's roles in it (null columns: no such space). */
 const AUTHENTICATE_WITH_SPACE_SQL =
@@ -51,17 +48,12 @@ interface AuthenticateRow extends Partial<SpaceWithRolesRow> {
   key_revoked_at: unknown;
   key_last_used_at: unknown;
   id: string;
-  email: string;
-  name: string | null;
-  created_at: unknown;
-  updated_at: unknown;
 }
 
 /**
- * The user a raw API key (the Bearer token) belongs to, or a 401 AppError (with
+ * The caller (user id) a raw API key (the Bearer token) belongs to, or a 401 AppError (with
  * `WWW-Authenticate`) when it is missing, unknown or revoked. Updates `last_used_at` at most
  * once a minute, with a conditional native update (never flushes the caller's EntityManager).
- * The user comes back as a managed entity of `em` (mapped from the row, like a findOne's).
  *
  * `spaceSlug`: the request concerns that space (its model listing or creation); the same
  * statement then also reads the space and the user's roles in it, which the access checks of
@@ -72,7 +64,7 @@ export async function authenticate(
   rawKey: string | null | undefined,
   now: Date = new Date(),
   opts: { spaceSlug?: string } = {},
-): Promise<User> {
+): Promise<Caller> {
   if (!rawKey || rawKey.length > 512) throw errors.unauthenticated();
   const hash = hashApiKey(rawKey);
   const { spaceSlug } = opts;
@@ -92,9 +84,8 @@ export async function authenticate(
       { last_used_at: now },
     );
   }
-  const { id, email, name, created_at, updated_at } = row;
-  // em.map converts the columns as the hydrator does (datetimes on either dialect).
-  const user = em.map(User, { id, email, name, created_at, updated_at } as EntityData<User>);
-  if (spaceSlug !== undefined) rememberSpaceLookup(user, spaceSlug, row as SpaceWithRolesRow);
-  return user;
+  // A plain object, not a managed entity: nothing a request does needs more than the id.
+  const caller: Caller = { id: row.id };
+  if (spaceSlug !== undefined) rememberSpaceLookup(caller, spaceSlug, row as SpaceWithRolesRow);
+  return caller;
 }

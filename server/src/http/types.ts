@@ -6,7 +6,7 @@ import type { Request, Response } from 'express';
 import type { Em } from '../persistence/orm.ts';
 import type { Logger } from 'pino';
 import type { components, operations } from '../generated/api.ts';
-import type { User } from '../persistence/entities.ts';
+import type { Caller } from '../persistence/entities.ts';
 
 export type Schemas = components['schemas'];
 export type OperationId = keyof operations;
@@ -36,7 +36,7 @@ export type ResponseBody<Op extends OperationId, S extends StatusOf<Op>> = JsonC
 export interface RequestContext {
   em: Em;
   /** The authenticated caller; handlers of public operations never read it. */
-  user: User;
+  user: Caller;
   log: Logger;
   requestId: string;
 }

@@ -91,6 +91,11 @@ export const User = defineEntity({
   },
 });
 export type User = InferEntity<typeof User>;
+/**
+ * Who a request acts for. Authentication reads the user's id with the API key and nothing more
+ * is needed to check access or to record who did what, so requests carry this, not an entity.
+ */
+export type Caller = Pick<User, 'id'>;
 
 export const ApiKey = defineEntity({
   name: 'ApiKey',

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductView } from '../access/index.ts';
-import { LIMITS, ModelArtifact, Product, type User } from '../persistence/entities.ts';
+import { LIMITS, ModelArtifact, Product, type Caller } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 import { BlobNotFoundError, BlobTooLargeError } from '../storage/index.ts';
@@ -42,7 +42,7 @@ export interface StoredFile {
 export class ArtifactService {
   constructor(readonly deps: ServiceDeps) {}
 
-  async list(em: Em, user: User, productId: string): Promise<ModelArtifactResponse[]> {
+  async list(em: Em, user: Caller, productId: string): Promise<ModelArtifactResponse[]> {
     const { product } = await requireProductView(em, user, productId);
     const rows = await em.find(
       ModelArtifact,
@@ -52,12 +52,12 @@ export class ArtifactService {
     return rows.map(artifactResponse);
   }
 
-  async get(em: Em, user: User, productId: string, artifactId: string): Promise<ModelArtifactResponse> {
+  async get(em: Em, user: Caller, productId: string, artifactId: string): Promise<ModelArtifactResponse> {
     return artifactResponse(await this.find(em, user, productId, artifactId, 'view'));
   }
 
   /** A non-deleted artifact of a product the user may view (or edit); 404 otherwise. */
-  async find(em: Em, user: User, productId: string, artifactId: string, need: 'view' | 'edit'): Promise<ModelArtifact> {
+  async find(em: Em, user: Caller, productId: string, artifactId: string, need: 'view' | 'edit'): Promise<ModelArtifact> {
     const { product } = need === 'edit' ? await requireProductEdit(em, user, productId) : await requireProductView(em, user, productId);
     if (!isUuid(artifactId)) throw artifactNotFound(artifactId);
     const artifact = await em.findOne(ModelArtifact, { id: artifactId.toLowerCase(), product: product.id, status: { $ne: 'deleted' } });
@@ -66,7 +66,7 @@ export class ArtifactService {
   }
 
   /** For downloads: only `available` artifacts have bytes to serve. */
-  async findDownloadable(em: Em, user: User, productId: string, artifactId: string): Promise<ModelArtifact> {
+  async findDownloadable(em: Em, user: Caller, productId: string, artifactId: string): Promise<ModelArtifact> {
     const artifact = await this.find(em, user, productId, artifactId, 'view');
     if (artifact.status !== 'available') throw artifactNotFound(artifactId);
     return artifact;
@@ -123,7 +123,7 @@ export class ArtifactService {
    * Marks the artifact deleted (kept for audit, no longer current) and removes its bytes. When the
    * storage delete fails the sweeper retries it (`bytes_removed_at` stays null).
    */
-  async remove(em: Em, user: User, productId: string, artifactId: string): Promise<void> {
+  async remove(em: Em, user: Caller, productId: string, artifactId: string): Promise<void> {
     const artifact = await this.find(em, user, productId, artifactId, 'edit');
     const now = new Date();
     const marked = await em.transactional(async (tx) => {
@@ -147,7 +147,7 @@ export class ArtifactService {
   // ─── single-request upload ─────────────────────────────────────────────────────────────
 
   /** Checked by the multipart engine before it stores a byte. */
-  async prepareMultipart(em: Em, user: User, productId: string): Promise<{ productId: string; artifactId: string; key: string; maxBytes: number }> {
+  async prepareMultipart(em: Em, user: Caller, productId: string): Promise<{ productId: string; artifactId: string; key: string; maxBytes: number }> {
     const { product } = await requireProductEdit(em, user, productId);
     const artifactId = randomUUID();
     return { productId: product.id, artifactId, key: artifactKey(product.id, artifactId), maxBytes: this.deps.config.maxArtifactSizeBytes };
@@ -165,7 +165,7 @@ export class ArtifactService {
    * Creates the artifact for a file the multipart engine stored, after checking the other form
    * fields. The caller deletes the stored bytes when this throws.
    */
-  async createFromMultipart(em: Em, user: User, productId: string, file: StoredFile, fields: ArtifactMultipartFields): Promise<ModelArtifactResponse> {
+  async createFromMultipart(em: Em, user: Caller, productId: string, file: StoredFile, fields: ArtifactMultipartFields): Promise<ModelArtifactResponse> {
     const { product } = await requireProductEdit(em, user, productId);
     if (product.id !== file.productId) throw new Error('stored file belongs to another product');
     const fileName = fields.file_name ?? file.originalName;

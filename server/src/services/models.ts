@@ -10,9 +10,10 @@ import {
   requireProductView,
   requireSpaceView,
   requireSpaceWrite,
+  type SpaceInfo,
   visibleProductsInOrgFilter,
 } from '../access/index.ts';
-import { LIMITS, Product, Space, type User } from '../persistence/entities.ts';
+import { LIMITS, Product, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter } from '../persistence/queries.ts';
 import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
@@ -83,7 +84,7 @@ const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
  * their versions or artifacts) and the filters. Arrays are deduplicated and sorted, so equivalent
  * requests share an entry.
  */
-function spaceListingKey(space: Space, filters: ModelFilters): string {
+function spaceListingKey(space: SpaceInfo, filters: ModelFilters): string {
   return JSON.stringify([
     space.id,
     space.listing_version,
@@ -134,7 +135,7 @@ export class ModelService {
    * cached under the space's listing_version, which the access check has just read: a page
    * is only ever served while nothing it shows has changed, in any process.
    */
-  async listSpace(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
+  async listSpace(em: Em, user: Caller, slug: string, filters: ModelFilters): Promise<ModelPage> {
     const { space } = await requireSpaceView(em, user, slug);
     if (!this.listingCache) return this.page(em, { space: space.id }, filters);
     const key = spaceListingKey(space, filters);
@@ -145,18 +146,18 @@ export class ModelService {
     return page;
   }
 
-  async listOrganization(em: Em, user: User, slug: string, filters: ModelFilters): Promise<ModelPage> {
+  async listOrganization(em: Em, user: Caller, slug: string, filters: ModelFilters): Promise<ModelPage> {
     const { organization } = await requireOrganizationAccess(em, user, slug);
     const visible = await visibleProductsInOrgFilter(em, user, organization);
     return this.page(em, visible, filters);
   }
 
-  async get(em: Em, user: User, productId: string): Promise<ModelSummary> {
+  async get(em: Em, user: Caller, productId: string): Promise<ModelSummary> {
     const { product } = await requireProductView(em, user, productId);
     return (await summarize(em, [product.id]))[0]!;
   }
 
-  async create(em: Em, user: User, spaceSlug: string, body: ModelCreate): Promise<ModelSummary> {
+  async create(em: Em, user: Caller, spaceSlug: string, body: ModelCreate): Promise<ModelSummary> {
     const { space } = await requireSpaceWrite(em, user, spaceSlug);
     checkJsonSize(body, JSON_FIELDS);
     const slug = body.slug ?? slugify(body.name);
@@ -202,7 +203,7 @@ export class ModelService {
     return (await summarize(em, [created.id]))[0]!;
   }
 
-  async update(em: Em, user: User, productId: string, body: ModelUpdate): Promise<ModelSummary> {
+  async update(em: Em, user: Caller, productId: string, body: ModelUpdate): Promise<ModelSummary> {
     const { product } = await requireProductEdit(em, user, productId);
     checkJsonSize(body, JSON_FIELDS);
     const changes = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));

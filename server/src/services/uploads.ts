@@ -44,7 +44,7 @@ import {
   ProductVersion,
   UploadChunk,
   UploadSession,
-  type User,
+  type Caller,
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
@@ -146,13 +146,13 @@ export class UploadService {
 
   // ─── reading ───────────────────────────────────────────────────────────────────────────
 
-  async get(em: Em, user: User, productId: string, uploadId: string): Promise<ArtifactUploadSessionResponse> {
+  async get(em: Em, user: Caller, productId: string, uploadId: string): Promise<ArtifactUploadSessionResponse> {
     const { session } = await this.load(em, user, productId, uploadId);
     return this.response(em, session);
   }
 
   /** Edit access (one query, no Product entity: every chunk runs this) and the session. */
-  private async load(em: Em, user: User, productId: string, uploadId: string): Promise<{ session: UploadSession }> {
+  private async load(em: Em, user: Caller, productId: string, uploadId: string): Promise<{ session: UploadSession }> {
     const { productId: id } = await requireProductEditId(em, user, productId);
     if (!isUuid(uploadId)) throw sessionNotFound(uploadId);
     const session = await this.reload(em, uploadId.toLowerCase(), id);
@@ -218,7 +218,7 @@ export class UploadService {
 
   // ─── initiate ──────────────────────────────────────────────────────────────────────────
 
-  async initiate(em: Em, user: User, productId: string, body: ArtifactUploadCreate): Promise<ArtifactUploadSessionResponse> {
+  async initiate(em: Em, user: Caller, productId: string, body: ArtifactUploadCreate): Promise<ArtifactUploadSessionResponse> {
     const { product } = await requireProductEdit(em, user, productId);
     const { config, storage } = this.deps;
     if (body.total_size_bytes > config.maxArtifactSizeBytes) {
@@ -285,7 +285,7 @@ export class UploadService {
    */
   async putChunk(
     em: Em,
-    user: User,
+    user: Caller,
     productId: string,
     uploadId: string,
     index: number,
@@ -468,7 +468,7 @@ export class UploadService {
 
   async complete(
     em: Em,
-    user: User,
+    user: Caller,
     productId: string,
     uploadId: string,
     body: ArtifactUploadComplete | undefined,
@@ -511,7 +511,7 @@ export class UploadService {
 
   private async commit(
     em: Em,
-    user: User,
+    user: Caller,
     session: UploadSession,
     body: ArtifactUploadComplete,
   ): Promise<{ artifact: ModelArtifactResponse; created: boolean }> {
@@ -641,7 +641,7 @@ export class UploadService {
 
   // ─── abort ─────────────────────────────────────────────────────────────────────────────
 
-  async abort(em: Em, user: User, productId: string, uploadId: string): Promise<void> {
+  async abort(em: Em, user: Caller, productId: string, uploadId: string): Promise<void> {
     const { session } = await this.load(em, user, productId, uploadId);
     if (session.status === 'completed') {
       throw errors.uploadNotWritable(`Upload session ${session.id} is completed; delete the artifact instead.`);

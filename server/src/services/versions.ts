@@ -5,7 +5,7 @@ import { LockMode } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductView } from '../access/index.ts';
-import { Product, ProductVersion, type User } from '../persistence/entities.ts';
+import { Product, ProductVersion, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { dateOnly } from './summaries.ts';
 
@@ -44,13 +44,13 @@ export function versionResponse(v: ProductVersion): ModelVersionResponse {
 export class VersionService {
   constructor(private readonly orm: Orm) {}
 
-  async list(em: Em, user: User, productId: string): Promise<ModelVersionResponse[]> {
+  async list(em: Em, user: Caller, productId: string): Promise<ModelVersionResponse[]> {
     const { product } = await requireProductView(em, user, productId);
     const versions = await em.find(ProductVersion, { product: product.id }, { orderBy: { version_number: 'desc' } });
     return versions.map(versionResponse);
   }
 
-  async create(em: Em, user: User, productId: string, body: ModelVersionCreate): Promise<ModelVersionResponse> {
+  async create(em: Em, user: Caller, productId: string, body: ModelVersionCreate): Promise<ModelVersionResponse> {
     const { product } = await requireProductEdit(em, user, productId);
     checkReleaseDate(body.release_date);
     const version = await em.transactional(async (tx) => {

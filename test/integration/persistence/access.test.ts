@@ -2,7 +2,6 @@
  * The access module against real databases (SQLite and PostgreSQL): every role, grants,
  * creators, other organizations; 404 vs 403; list visibility as SQL; API key authentication.
  */
-import { wrap } from '@mikro-orm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   accessibleSpaceIdsInOrg,
@@ -162,14 +161,17 @@ for (const target of targets) {
       const em = fork();
       for (const who of ['owner', 'orgAdmin', 'spaceAdmin', 'editor', 'viewer', 'spaceOnly'] as const) {
         const { space, access } = await requireSpaceView(em, await user(em, who), S1);
-        expect(space.id).toBe(ids.S1);
-        expect(space.organization.slug).toBe('acc-org-a');
+        // Plain data from the one statement, with the columns converted on either dialect.
+        const stored = await em.fork().findOneOrFail(Space, { id: ids.S1 }, { populate: ['organization'] });
+        expect(space).toEqual({
+          id: ids.S1,
+          slug: S1,
+          name: stored.name,
+          product_limit: stored.product_limit ?? null,
+          listing_version: Number(stored.listing_version),
+          organization: { id: stored.organization.id, slug: 'acc-org-a', name: stored.organization.name },
+        });
         expect(access).toBe(SPACE_EXPECTED[who][0]);
-        // Managed, initialized entities with converted columns, as a findOne would give.
-        expect(wrap(space).isInitialized() && wrap(space.organization).isInitialized()).toBe(true);
-        expect(em.getUnitOfWork().getById('Space', ids.S1)).toBe(space);
-        expect(space.created_at).toBeInstanceOf(Date);
-        expect(space.organization.created_at).toBeInstanceOf(Date);
       }
       for (const who of ['member', 'grantView', 'creator'] as const) {
         expect(await rejection(requireSpaceView(em, await user(em, who), S1))).toEqual({ status: 403, code: 'forbidden' });
@@ -304,10 +306,9 @@ for (const target of targets) {
         const t0 = new Date('2030-01-01T00:00:00.000Z');
         const authEm = fork();
         const authenticated = await authenticate(authEm, generated.key, t0);
-        expect(authenticated.id).toBe(ids.owner);
-        expect(authenticated.email).toBe(owner.email);
-        expect(authenticated.created_at).toBeInstanceOf(Date);
-        expect(authEm.getUnitOfWork().getById('User', ids.owner)).toBe(authenticated);
+        // The caller's id only, as plain data: nothing is loaded into the EntityManager.
+        expect(authenticated).toEqual({ id: ids.owner });
+        expect(authEm.getUnitOfWork().getById('User', ids.owner)).toBeUndefined();
         const lastUsed = async () => (await fork().findOneOrFail(ApiKey, key.id)).last_used_at?.toISOString();
         expect(await lastUsed()).toBe(t0.toISOString());
         await authenticate(fork(), generated.key, new Date(t0.getTime() + 30_000));

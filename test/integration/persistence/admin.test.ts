@@ -56,7 +56,7 @@ for (const target of targets) {
       expect(r.space.slug).toBe('default');
       expect(r.user.email).toBe('admin@localhost');
       expect(r.api_key).toMatch(/^mr_/);
-      expect((await authenticate(fork(), r.api_key)).email).toBe('admin@localhost');
+      expect(await authenticate(fork(), r.api_key)).toEqual({ id: r.user.id });
       const m = await fork().findOneOrFail(OrganizationMembership, { user: r.user.id });
       expect(m.role).toBe('owner');
       expect(firstStartBanner(r, 'http://127.0.0.1:8080')).toContain(r.api_key);
@@ -161,7 +161,7 @@ for (const target of targets) {
       const k = await createApiKey(fork(), { email: 'ERIN@example.com', name: 'ci' });
       expect(k.api_key).toMatch(/^mr_/);
       expect(k.api_key_record).toMatchObject({ name: 'ci', key_prefix: k.api_key.slice(0, 8) });
-      expect((await authenticate(fork(), k.api_key)).email).toBe('erin@example.com');
+      expect((await authenticate(fork(), k.api_key)).id).toBe((await fork().findOneOrFail(User, { email: 'erin@example.com' })).id);
       const stored = await fork().findOneOrFail(ApiKey, k.api_key_record.id);
       expect(stored.key_hash).not.toContain(k.api_key);
 
