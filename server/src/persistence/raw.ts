@@ -19,7 +19,8 @@ export function rawDate(value: unknown): Date | null {
  * it once per connection instead of on every call (planning reads each table's and index's size
  * from the file system, which costs more than the lookups themselves). Inside a transaction,
  * or on SQLite, it is a plain `em.execute`. `sql` uses `?` placeholders; `name` must be unique
- * per distinct `sql`. Listeners of the knex 'query' event see it like any other statement.
+ * per distinct `sql`. Listeners of the knex 'query' event see it like any other statement, and
+ * errors are MikroORM's driver exceptions either way. Dates go in as `dateParam` makes them.
  */
 export async function executeHot<T>(em: Em, name: string, sql: string, params: readonly unknown[]): Promise<T[]> {
   if (dialectOf(em) !== 'postgresql' || em.isInTransaction()) {
@@ -37,6 +38,9 @@ export async function executeHot<T>(em: Em, name: string, sql: string, params: r
     client.emit('query', { sql, bindings: params, method: 'raw', __knexUid: connection.__knexUid });
     const result = await connection.query({ name, text, values: params });
     return result.rows as T[];
+  } catch (err) {
+    // The same exception classes em.execute throws (UniqueConstraintViolationException, …).
+    throw em.getDriver().convertException(err as Error);
   } finally {
     await client.releaseConnection(connection);
   }
@@ -54,4 +58,9 @@ interface KnexClient {
 interface PgConnection {
   __knexUid?: string;
   query(config: { name: string; text: string; values: readonly unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/** A Date as a raw statement's parameter: what MikroORM itself stores (epoch milliseconds on SQLite). */
+export function dateParam(em: Em, date: Date): unknown {
+  return em.getPlatform().processDateProperty(date);
 }

@@ -48,7 +48,7 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
-import { executeHot } from '../persistence/raw.ts';
+import { dateParam, executeHot } from '../persistence/raw.ts';
 import {
   BlobNotFoundError,
   PartLengthError,
@@ -111,7 +111,14 @@ interface ChunkWrite {
   settled: Promise<void>;
 }
 
+// Statements every chunk request runs: plain SQL (executeHot), no query building.
 const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
+const INSERT_CHUNK_SQL =
+  'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)';
+/** The chunk's bytes counted (when its index is new) on a session that still takes chunks; returns the row when it did. */
+const COUNT_CHUNK_SQL =
+  "update upload_sessions set received_bytes = received_bytes + ?, status = 'uploading', updated_at = ?, row_version = row_version + 1 " +
+  `where id = ? and status in (${WRITABLE.map((status) => `'${status}'`).join(', ')}) returning id`;
 const INDEX_RECEIVED_SQL = 'select chunk_index from upload_chunks where session_id = ? and chunk_index = ?';
 
 /** Thrown inside a completion transaction that lost the race for the session. */
@@ -415,7 +422,15 @@ export class UploadService {
     let added = 0;
     if (!replace) {
       try {
-        await em.insert(UploadChunk, { id: randomUUID(), session: session.id, chunk_index: index, ...row } as never);
+        await executeHot(em, 'chunk_insert', INSERT_CHUNK_SQL, [
+          randomUUID(),
+          session.id,
+          index,
+          chunk.size,
+          chunk.sha256,
+          chunk.etag,
+          dateParam(em, now),
+        ]);
         added = chunk.size;
       } catch (err) {
         if (!(err instanceof UniqueConstraintViolationException)) throw err;
@@ -430,16 +445,7 @@ export class UploadService {
         { hash_state: prefix.save(), hashed_chunks: index + 1 },
       );
     }
-    const counted = await em.nativeUpdate(
-      UploadSession,
-      { id: session.id, status: { $in: [...WRITABLE] } },
-      {
-        received_bytes: raw('received_bytes + ?', [added]),
-        status: 'uploading',
-        updated_at: now,
-        row_version: raw('row_version + 1'),
-      },
-    );
+    const counted = (await executeHot(em, 'chunk_count', COUNT_CHUNK_SQL, [added, dateParam(em, now), session.id])).length;
     if (counted !== 1) {
       // Completed, failed, aborted or expired while this chunk streamed: its bytes will not be used.
       const current = await this.reload(em, session.id);

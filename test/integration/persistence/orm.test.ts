@@ -24,6 +24,7 @@ import { dialectOf, migrate, openOrm, ormOptions, type Em, type Orm } from '../.
 import { postgresqlMigrations } from '../../../server/src/persistence/migrations/postgresql/index.ts';
 import { sqliteMigrations } from '../../../server/src/persistence/migrations/sqlite/index.ts';
 import { escapeLike, searchTextFilter } from '../../../server/src/persistence/queries.ts';
+import { dateParam, executeHot } from '../../../server/src/persistence/raw.ts';
 import { makeOrg, makeProduct, makeSpace, makeUploadSession, makeUser, unique } from './fixtures.ts';
 import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
@@ -508,6 +509,30 @@ for (const target of targets) {
         const chunks = await fork().find(UploadChunk, { session: session.id });
         expect(chunks).toHaveLength(1);
         expect(chunks[0]).toMatchObject({ chunk_index: 1, size_bytes: 4, sha256: '2'.repeat(64) });
+      });
+
+      it('hot statements (executeHot): dates as dateParam makes them read back like the ORM, driver errors as MikroORM exceptions', async () => {
+        const em = fork();
+        const session = makeUploadSession(em, makeProduct(em, space), makeUser(em));
+        await em.flush();
+        const at = new Date('2031-02-03T04:05:06.789Z');
+        const insert = (hot: Em) =>
+          executeHot(hot, 'test_chunk_insert', 'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)', [
+            randomUUID(),
+            session.id,
+            7,
+            5,
+            '4'.repeat(64),
+            null,
+            dateParam(hot, at),
+          ]);
+        await insert(fork());
+        expect(await fork().findOneOrFail(UploadChunk, { session: session.id, chunk_index: 7 })).toMatchObject({ size_bytes: 5, received_at: at });
+        await expect(insert(fork())).rejects.toBeInstanceOf(UniqueConstraintViolationException);
+        // An update with RETURNING answers with the rows it changed, on both dialects.
+        const bump = (hot: Em) => executeHot(hot, 'test_session_bump', 'update upload_sessions set row_version = row_version + 1 where id = ? and status = ? returning id', [session.id, session.status]);
+        expect(await bump(fork())).toEqual([{ id: session.id }]);
+        expect(await executeHot(fork(), 'test_session_bump', 'update upload_sessions set row_version = row_version + 1 where id = ? and status = ? returning id', [session.id, 'no-such-status'])).toEqual([]);
       });
 
       it('row_version guards upload sessions against lost updates', async () => {
