@@ -284,7 +284,7 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
     deployment_status: 'development',
   });
   const idleRss = currentRss(repo.started.pid);
-  // Threads the server starts from here on are its uploads' (the SHA-256 worker of the prefix digest).
+  // Threads the server starts from here on are its uploads' (the hash thread of the prefix digest).
   const idleThreads = new Set(threadCpuSeconds(repo.started.pid).keys());
   log('(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel');
   const rssBefore = { upload: 0, download: 0 };
@@ -343,7 +343,7 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const threadNotes = [
     `(a) ceiling: ${threadSplit(a, ceiling.started.pid)} (the others: libuv's pool doing the writes and fdatasyncs)`,
     `(b) tus: ${threadSplit(b, tus.started.pid)}`,
-    `(c) this server: ${threadSplit(c, repo.started.pid, uploadThreads)} (the middle figure: threads started by uploads — the SHA-256 worker of the prefix digest)`,
+    `(c) this server: ${threadSplit(c, repo.started.pid, uploadThreads)} (the middle figure: threads started by uploads — the hash thread that keeps the running whole-file digest)`,
     `(d) this server: ${threadSplit(d, repo.started.pid)}; nginx: ${threadSplit(n, nginx.started.pid)}`,
   ];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
