@@ -142,7 +142,7 @@ export class UploadService {
   constructor(readonly deps: ServiceDeps) {
     // Whether this backend keeps staged bytes in a local file (asked with a key of the right shape).
     this.foldsStaged = deps.storage.localStagedPath({ key: artifactKey(randomUUID(), randomUUID()), uploadId: null }) !== null;
-    this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged);
+    this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged, (sessionId, index) => this.writes.get(sessionId)?.has(index) ?? false);
   }
 
   /** Stops the hash worker thread (graceful shutdown, tests). */
@@ -760,6 +760,8 @@ export class PrefixFolder {
     private readonly deps: ServiceDeps,
     private readonly threads: { running: HashThread; saved: HashThread },
     private readonly enabled: boolean,
+    /** Whether this process is receiving chunk `index` of the session right now. */
+    private readonly receiving: (sessionId: string, index: number) => boolean = () => false,
   ) {}
 
   /**
@@ -883,10 +885,11 @@ export class PrefixFolder {
         const start = entry.next;
         if (start >= entry.meta.chunk_count) return;
         // Chunks this process recorded are known. Others (another process's) are looked up, but
-        // only when nothing known moved the digest in this run: the next kick looks again.
+        // only when nothing known moved the digest in this run, and not while this process is
+        // still receiving the next one (its own kick follows): the next kick looks again.
         let end = start;
         while (end - start < PrefixFolder.BATCH && entry.recorded.has(end)) entry.recorded.delete(end++);
-        if (end === start && !progressed) {
+        if (end === start && !progressed && !this.receiving(sessionId, start)) {
           end = await this.contiguousFrom(em, sessionId, start);
           for (const i of entry.recorded) if (i < end) entry.recorded.delete(i);
         }
