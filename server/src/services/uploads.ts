@@ -34,7 +34,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { raw, UniqueConstraintViolationException, type EntityData } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductEditId } from '../access/index.ts';
@@ -112,6 +112,34 @@ interface ChunkWrite {
 }
 
 // Statements every chunk request runs: plain SQL (executeHot), no query building.
+/**
+ * Upload session `id` (of product `productId` when given) as the database has it now, as a managed
+ * entity of a fresh fork (never from an identity map), or null. One plain statement mapped like a
+ * findOne's result: every chunk request reads its session, and building the query through the
+ * ORM cost several times the lookup.
+ */
+export async function findSession(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
+  sessionSql ??= sessionStatements(em);
+  const [row] = productId
+    ? await executeHot<EntityData<UploadSession>>(em, 'upload_session_of_product', sessionSql.ofProduct, [id, productId])
+    : await executeHot<EntityData<UploadSession>>(em, 'upload_session', sessionSql.byId, [id]);
+  return row ? em.fork().map(UploadSession, row) : null;
+}
+
+let sessionSql: { byId: string; ofProduct: string } | undefined;
+/**
+ * The session lookups, naming the entity's columns (not `*`: a prepared statement whose result
+ * columns change under it, e.g. after another process migrated the schema, fails on PostgreSQL).
+ */
+function sessionStatements(em: Em): { byId: string; ofProduct: string } {
+  const columns = em
+    .getMetadata()
+    .get(UploadSession.meta.className)
+    .props.flatMap((prop) => (prop.persist === false ? [] : (prop.fieldNames ?? [])))
+    .join(', ');
+  const select = `select ${columns} from upload_sessions where id = ?`;
+  return { byId: select, ofProduct: `${select} and product_id = ?` };
+}
 const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
 const INSERT_CHUNK_SQL =
   'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)';
@@ -169,7 +197,7 @@ export class UploadService {
 
   /** The session as the database has it now (never from an identity map). */
   private reload(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
-    return em.fork().findOne(UploadSession, productId ? { id, product: productId } : { id });
+    return findSession(em, id, productId);
   }
 
   /**

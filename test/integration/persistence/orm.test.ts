@@ -3,7 +3,7 @@
  * and the query recipes other services rely on (search, visibility lists, upserts, locking).
  */
 import { randomUUID } from 'node:crypto';
-import { MikroORM, OptimisticLockError, UniqueConstraintViolationException, type Options } from '@mikro-orm/core';
+import { MikroORM, OptimisticLockError, UniqueConstraintViolationException, wrap, type Options } from '@mikro-orm/core';
 import { parseDatabaseUrl } from '../../../server/src/config.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,6 +25,7 @@ import { postgresqlMigrations } from '../../../server/src/persistence/migrations
 import { sqliteMigrations } from '../../../server/src/persistence/migrations/sqlite/index.ts';
 import { escapeLike, searchTextFilter } from '../../../server/src/persistence/queries.ts';
 import { dateParam, executeHot } from '../../../server/src/persistence/raw.ts';
+import { findSession } from '../../../server/src/services/uploads.ts';
 import { makeOrg, makeProduct, makeSpace, makeUploadSession, makeUser, unique } from './fixtures.ts';
 import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
@@ -533,6 +534,31 @@ for (const target of targets) {
         const bump = (hot: Em) => executeHot(hot, 'test_session_bump', 'update upload_sessions set row_version = row_version + 1 where id = ? and status = ? returning id', [session.id, session.status]);
         expect(await bump(fork())).toEqual([{ id: session.id }]);
         expect(await executeHot(fork(), 'test_session_bump', 'update upload_sessions set row_version = row_version + 1 where id = ? and status = ? returning id', [session.id, 'no-such-status'])).toEqual([]);
+      });
+
+      it('findSession (one plain statement) maps an upload session exactly like findOne', async () => {
+        const em = fork();
+        const product = makeProduct(em, space);
+        const session = makeUploadSession(em, product, makeUser(em), {
+          total_size_bytes: 5 * 2 ** 32 + 3,
+          is_current: true,
+          hash_broken: true,
+          metadata: { format: 'GGUF', nested: { layers: [1, 2] } },
+          expected_sha256: 'a'.repeat(64),
+          completed_at: new Date('2032-01-02T03:04:05.678Z'),
+        });
+        await em.flush();
+        const viaOrm = await fork().findOneOrFail(UploadSession, session.id);
+        const raw = await findSession(fork(), session.id);
+        expect(raw).not.toBeNull();
+        expect(wrap(raw!).toObject()).toEqual(wrap(viaOrm).toObject());
+        expect(raw!.expires_at).toBeInstanceOf(Date);
+        expect(raw!.is_current).toBe(true);
+        expect(raw!.metadata).toEqual({ format: 'GGUF', nested: { layers: [1, 2] } });
+        expect(raw!.product.id).toBe(product.id);
+        expect((await findSession(fork(), session.id, product.id))?.id).toBe(session.id);
+        expect(await findSession(fork(), session.id, randomUUID())).toBeNull();
+        expect(await findSession(fork(), randomUUID())).toBeNull();
       });
 
       it('row_version guards upload sessions against lost updates', async () => {
