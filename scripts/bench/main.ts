@@ -194,16 +194,22 @@ async function startBenchServer(file: string, args: string[], what: string): Pro
   return { started, baseUrl: `http://127.0.0.1:${port}` };
 }
 
+/** The Node flags `npm start` passes (package.json's start script: `node <flags> <entry>`). */
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } };
+  const words = pkg.scripts.start.trim().split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`package.json's start script does not run node: ${pkg.scripts.start}`);
+  return words.slice(1).filter((word) => word.startsWith('--'));
+}
+
 /** This server as production runs it, on a free port, with SQLite and the filesystem in `dataDir`. */
 async function startThisServer(dataDir: string, cpuProfDir: string | null): Promise<{ started: Started; baseUrl: string; apiKey: string }> {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // What `npm start` runs (package.json): the production build, with a 2 MB young generation
-  // semi-space (V8's default grows to 16 MB), which keeps ~40 MB of short-lived upload garbage
-  // from ever becoming resident.
+  // What `npm start` runs: the production build, with the Node flags of package.json's start script.
   const entry = await buildServer();
-  const started = spawnProcess(process.execPath, [...profile, '--max-semi-space-size=2', entry], {
+  const started = spawnProcess(process.execPath, [...profile, ...startFlags(), entry], {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     VALIDATE_RESPONSES: 'false',
