@@ -54,6 +54,13 @@ function spaceSlugOf(path: string): string | undefined {
   return SPACE_MODELS_PATH.exec(path)?.[1];
 }
 
+/** Requests of an upload session (its chunks, status, completion, abort): authentication checks the product access too. */
+const UPLOAD_SESSION_PATH = /^\/catalog\/products\/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\/model-artifacts\/uploads\/[^/]+/;
+
+function uploadProductOf(path: string): string | undefined {
+  return UPLOAD_SESSION_PATH.exec(path)?.[1]?.toLowerCase();
+}
+
 const PUBLIC_API_PATHS = new Set(['/openapi.yaml']);
 
 export function createApp(deps: AppDeps): express.Express {
@@ -118,7 +125,10 @@ export function createApp(deps: AppDeps): express.Express {
     try {
       const header = req.get('Authorization') ?? '';
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      res.locals.user = await authenticate(orm.em.getContext() as Em, match?.[1], new Date(), { spaceSlug: spaceSlugOf(req.path) });
+      res.locals.user = await authenticate(orm.em.getContext() as Em, match?.[1], new Date(), {
+        spaceSlug: spaceSlugOf(req.path),
+        productId: uploadProductOf(req.path),
+      });
       next();
     } catch (err) {
       next(err);

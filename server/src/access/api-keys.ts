@@ -6,7 +6,14 @@ import { errors } from '../errors.ts';
 import { ApiKey, type Caller } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { executeHot, rawDate } from '../persistence/raw.ts';
-import { rememberSpaceLookup, spaceWithRolesColumns, type SpaceWithRolesRow } from './policy.ts';
+import {
+  productAccessColumns,
+  rememberProductLookup,
+  rememberSpaceLookup,
+  spaceWithRolesColumns,
+  type ProductAccessRow,
+  type SpaceWithRolesRow,
+} from './policy.ts';
 
 /** Recognizable in logs, secret scanners and support tickets. */
 export const API_KEY_PREFIX = 'mr_';
@@ -42,8 +49,12 @@ const AUTHENTICATE_SQL = `select ${KEY_COLUMNS} from api_keys k join users u on 
 const AUTHENTICATE_WITH_SPACE_SQL =
   `select ${KEY_COLUMNS}, ${spaceWithRolesColumns('u.id')} from api_keys k join users u on u.id = k.user_id ` +
   'left join spaces s on s.slug = ? left join organizations o on o.id = s.organization_id where k.key_hash = ?';
+/** The same row plus the user's access to the product a request names (null columns: no such product). */
+const AUTHENTICATE_WITH_PRODUCT_SQL =
+  `select ${KEY_COLUMNS}, ${productAccessColumns('u.id')} from api_keys k join users u on u.id = k.user_id ` +
+  'left join products p on p.id = ? left join spaces s on s.id = p.space_id where k.key_hash = ?';
 
-interface AuthenticateRow extends Partial<SpaceWithRolesRow> {
+interface AuthenticateRow extends Partial<SpaceWithRolesRow>, Partial<ProductAccessRow> {
   key_id: string;
   key_revoked_at: unknown;
   key_last_used_at: unknown;
@@ -58,20 +69,24 @@ interface AuthenticateRow extends Partial<SpaceWithRolesRow> {
  * `spaceSlug`: the request concerns that space (its model listing or creation); the same
  * statement then also reads the space and the user's roles in it, which the access checks of
  * the request use instead of a query of their own (one round trip for the hottest request).
+ * `productId` (a lowercase UUID): likewise for the user's access to that product (the requests of
+ * an upload session: every chunk).
  */
 export async function authenticate(
   em: Em,
   rawKey: string | null | undefined,
   now: Date = new Date(),
-  opts: { spaceSlug?: string } = {},
+  opts: { spaceSlug?: string; productId?: string } = {},
 ): Promise<Caller> {
   if (!rawKey || rawKey.length > 512) throw errors.unauthenticated();
   const hash = hashApiKey(rawKey);
-  const { spaceSlug } = opts;
+  const { spaceSlug, productId } = opts;
   const [row] =
-    spaceSlug === undefined
-      ? await executeHot<AuthenticateRow>(em, 'authenticate', AUTHENTICATE_SQL, [hash])
-      : await executeHot<AuthenticateRow>(em, 'authenticate_with_space', AUTHENTICATE_WITH_SPACE_SQL, [spaceSlug, hash]);
+    spaceSlug !== undefined
+      ? await executeHot<AuthenticateRow>(em, 'authenticate_with_space', AUTHENTICATE_WITH_SPACE_SQL, [spaceSlug, hash])
+      : productId !== undefined
+        ? await executeHot<AuthenticateRow>(em, 'authenticate_with_product', AUTHENTICATE_WITH_PRODUCT_SQL, [productId, hash])
+        : await executeHot<AuthenticateRow>(em, 'authenticate', AUTHENTICATE_SQL, [hash]);
   if (!row) throw errors.unauthenticated('The API key is not valid.');
   if (rawDate(row.key_revoked_at)) throw errors.unauthenticated('The API key has been revoked.');
 
@@ -87,5 +102,6 @@ export async function authenticate(
   // A plain object, not a managed entity: nothing a request does needs more than the id.
   const caller: Caller = { id: row.id };
   if (spaceSlug !== undefined) rememberSpaceLookup(caller, spaceSlug, row as SpaceWithRolesRow);
+  else if (productId !== undefined) rememberProductLookup(caller, productId, row as ProductAccessRow);
   return caller;
 }

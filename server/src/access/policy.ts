@@ -239,37 +239,63 @@ export function requireProductEdit(em: Em, user: Caller, productId: string): Pro
  * space roles, a grant), for hot paths that need no Product entity (every upload chunk). Same
  * rules and errors as requireProductEdit: none → 404, view → 403.
  */
-const PRODUCT_ACCESS_SQL =
-  'select p.id, p.created_by_id, ' +
-  '(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ?) as org_role, ' +
-  '(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ?) as space_role, ' +
-  '(select g.access from product_grants g where g.product_id = p.id and g.user_id = ?) as grant_access ' +
-  'from products p join spaces s on s.id = p.space_id where p.id = ?';
-
-interface ProductAccessRow {
-  id: string;
-  created_by_id: string | null;
-  org_role: OrganizationRole | null;
-  space_role: SpaceMembership['role'] | null;
-  grant_access: ProductAccess | null;
+/**
+ * The columns of a product access check (`products p` joined with its `spaces s`), aliased
+ * `pa_*`; `userId` is the SQL for the user's id (a placeholder, or a column of the query).
+ */
+export function productAccessColumns(userId: string): string {
+  return (
+    'p.id as pa_id, p.created_by_id as pa_created_by_id, ' +
+    `(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ${userId}) as pa_org_role, ` +
+    `(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ${userId}) as pa_space_role, ` +
+    `(select g.access from product_grants g where g.product_id = p.id and g.user_id = ${userId}) as pa_grant_access`
+  );
 }
 
+const PRODUCT_ACCESS_SQL = `select ${productAccessColumns('?')} from products p join spaces s on s.id = p.space_id where p.id = ?`;
+
+/** A row of productAccessColumns(); pa_id is null when a LEFT JOIN found no such product. */
+export interface ProductAccessRow {
+  pa_id: string | null;
+  pa_created_by_id: string | null;
+  pa_org_role: OrganizationRole | null;
+  pa_space_role: SpaceMembership['role'] | null;
+  pa_grant_access: ProductAccess | null;
+}
+
+/** Product access checks made while authenticating, per request (like prefetchedSpaces). */
+const prefetchedProducts = new WeakMap<Caller, { productId: string; row: ProductAccessRow | undefined }>();
+
+/** Record that `user`'s request already checked its access to product `productId` (row undefined: no such product). */
+export function rememberProductLookup(user: Caller, productId: string, row: ProductAccessRow | undefined): void {
+  prefetchedProducts.set(user, { productId, row: row?.pa_id ? row : undefined });
+}
+
+async function productAccessRow(em: Em, user: Caller, productId: string): Promise<ProductAccessRow | undefined> {
+  const prefetched = prefetchedProducts.get(user);
+  if (prefetched?.productId === productId) {
+    prefetchedProducts.delete(user);
+    return prefetched.row;
+  }
+  const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId]);
+  return row;
+}
+
+/**
+ * Edit access to a product, from one statement and without loading the product (every chunk of an
+ * upload runs this); when authentication already read it for this request, from that answer.
+ */
 export async function requireProductEditId(em: Em, user: Caller, productId: string): Promise<{ productId: string; access: ProductAccess }> {
   if (!isUuid(productId)) throw productNotFound(productId);
-  const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [
-    user.id,
-    user.id,
-    user.id,
-    productId.toLowerCase(),
-  ]);
-  if (!row) throw productNotFound(productId);
+  const found = await productAccessRow(em, user, productId.toLowerCase());
+  if (!found?.pa_id) throw productNotFound(productId);
   const access: ProductAccess =
-    row.created_by_id === user.id
+    found.pa_created_by_id === user.id
       ? 'edit'
-      : maxProduct(spaceToProduct(maxSpace(fromOrganizationRole(row.org_role), fromSpaceRole(row.space_role))), row.grant_access ?? 'none');
+      : maxProduct(spaceToProduct(maxSpace(fromOrganizationRole(found.pa_org_role), fromSpaceRole(found.pa_space_role))), found.pa_grant_access ?? 'none');
   if (access === 'none') throw productNotFound(productId);
-  if (!atLeastProduct(access, 'edit')) throw errors.forbidden(`You need edit access on product '${row.id}'.`);
-  return { productId: row.id, access };
+  if (!atLeastProduct(access, 'edit')) throw errors.forbidden(`You need edit access on product '${found.pa_id}'.`);
+  return { productId: found.pa_id, access };
 }
 
 // ─── list filters: which products a listing may show, as SQL conditions ─────────────────

@@ -256,6 +256,29 @@ for (const factory of await storageTargets()) {
         expect((await app.client.complete(pid, id, {})).status).toBe(201);
       });
 
+      it('a chunk request checks the key and the edit access in one statement, and runs six in all', async () => {
+        const pid = await app.client.createModel('Chunk statements');
+        const data = randomData(size);
+        const init = await app.client.initiate(pid, { file_name: 'a.bin', content_type: 'application/octet-stream', total_size_bytes: size });
+        const statements: string[] = [];
+        const knex = app.orm.em.getKnex();
+        const record = (q: { sql: string }) => statements.push(q.sql);
+        knex.on('query', record);
+        try {
+          expect((await app.client.putChunk(pid, init.body.id, 1, chunkOf(data, target.chunkSize, 1))).status).toBe(200);
+        } finally {
+          knex.removeListener('query', record);
+        }
+        // The key, the user's access to the product, the session, whether the chunk is a re-send,
+        // the chunk row, the byte count, the received list. (The prefix fold, started by the chunk,
+        // runs its own lookups of the session and of chunk 0 meanwhile; they are not the request's.)
+        const fold = /^select (c\.chunk_index|u0\.\* from upload_sessions)/;
+        const request = statements.filter((sql) => !fold.test(sql.replace(/[`"]/g, '')));
+        expect(request, request.join('\n')).toHaveLength(6);
+        expect(request[0]).toMatch(/from api_keys k join users u .* left join products p on p\.id = /);
+        expect(request.some((sql) => /from products p join spaces s/.test(sql))).toBe(false);
+      });
+
       it('replaces a re-sent chunk and falls back to hashing everything', async () => {
         const pid = await app.client.createModel('Replace');
         const data = randomData(size);
