@@ -118,27 +118,45 @@ interface ChunkWrite {
  * findOne's result: every chunk request reads its session, and building the query through the
  * ORM cost several times the lookup.
  */
-export async function findSession(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
+export async function findSession(
+  em: Em,
+  id: string,
+  productId?: string,
+  chunkIndex?: number,
+): Promise<{ session: UploadSession; chunkReceived?: boolean } | null> {
   sessionSql ??= sessionStatements(em);
-  const [row] = productId
-    ? await executeHot<EntityData<UploadSession>>(em, 'upload_session_of_product', sessionSql.ofProduct, [id, productId])
-    : await executeHot<EntityData<UploadSession>>(em, 'upload_session', sessionSql.byId, [id]);
-  return row ? em.fork().map(UploadSession, row) : null;
+  type Row = EntityData<UploadSession> & { chunk_received?: number | string };
+  const [row] =
+    productId === undefined
+      ? await executeHot<Row>(em, 'upload_session', sessionSql.byId, [id])
+      : chunkIndex === undefined
+        ? await executeHot<Row>(em, 'upload_session_of_product', sessionSql.ofProduct, [id, productId])
+        : await executeHot<Row>(em, 'upload_session_with_chunk', sessionSql.withChunk, [chunkIndex, id, productId]);
+  if (!row) return null;
+  const { chunk_received: received, ...columns } = row;
+  const session = em.fork().map(UploadSession, columns as EntityData<UploadSession>);
+  return received === undefined ? { session } : { session, chunkReceived: Number(received) > 0 };
 }
 
-let sessionSql: { byId: string; ofProduct: string } | undefined;
+let sessionSql: { byId: string; ofProduct: string; withChunk: string } | undefined;
 /**
  * The session lookups, naming the entity's columns (not `*`: a prepared statement whose result
  * columns change under it, e.g. after another process migrated the schema, fails on PostgreSQL).
  */
-function sessionStatements(em: Em): { byId: string; ofProduct: string } {
+function sessionStatements(em: Em): { byId: string; ofProduct: string; withChunk: string } {
   const columns = em
     .getMetadata()
     .get(UploadSession.meta.className)
     .props.flatMap((prop) => (prop.persist === false ? [] : (prop.fieldNames ?? [])))
+    .map((column) => `s.${column}`)
     .join(', ');
-  const select = `select ${columns} from upload_sessions where id = ?`;
-  return { byId: select, ofProduct: `${select} and product_id = ?` };
+  const select = `select ${columns} from upload_sessions s where s.id = ?`;
+  const received = '(select count(*) from upload_chunks c where c.session_id = s.id and c.chunk_index = ?) as chunk_received';
+  return {
+    byId: select,
+    ofProduct: `${select} and s.product_id = ?`,
+    withChunk: `select ${columns}, ${received} from upload_sessions s where s.id = ? and s.product_id = ?`,
+  };
 }
 const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
 const INSERT_CHUNK_SQL =
@@ -186,18 +204,27 @@ export class UploadService {
     return this.response(em, session);
   }
 
-  /** Edit access (one query, no Product entity: every chunk runs this) and the session. */
-  private async load(em: Em, user: Caller, productId: string, uploadId: string): Promise<{ session: UploadSession }> {
+  /**
+   * Edit access (one query, no Product entity: every chunk runs this) and the session; with
+   * `chunkIndex`, also whether that chunk was received (in the session's statement).
+   */
+  private async load(
+    em: Em,
+    user: Caller,
+    productId: string,
+    uploadId: string,
+    chunkIndex?: number,
+  ): Promise<{ session: UploadSession; chunkReceived?: boolean }> {
     const { productId: id } = await requireProductEditId(em, user, productId);
     if (!isUuid(uploadId)) throw sessionNotFound(uploadId);
-    const session = await this.reload(em, uploadId.toLowerCase(), id);
-    if (!session || session.status === 'aborted') throw sessionNotFound(uploadId);
-    return { session };
+    const found = await findSession(em, uploadId.toLowerCase(), id, Number.isSafeInteger(chunkIndex) ? chunkIndex : undefined);
+    if (!found || found.session.status === 'aborted') throw sessionNotFound(uploadId);
+    return found;
   }
 
   /** The session as the database has it now (never from an identity map). */
-  private reload(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
-    return findSession(em, id, productId);
+  private async reload(em: Em, id: string, productId?: string): Promise<UploadSession | null> {
+    return (await findSession(em, id, productId))?.session ?? null;
   }
 
   /**
@@ -327,7 +354,7 @@ export class UploadService {
     body: Readable,
     headers: { contentLength?: number; contentDigest?: string },
   ): Promise<ArtifactUploadSessionResponse> {
-    const { session } = await this.load(em, user, productId, uploadId);
+    const { session, chunkReceived } = await this.load(em, user, productId, uploadId, index);
     await this.assertWritable(em, session);
     if (!Number.isSafeInteger(index) || index < 0 || index >= session.chunk_count) {
       throw errors.chunkIndexOutOfRange(
@@ -366,7 +393,9 @@ export class UploadService {
         older.stop(errors.conflict(`Chunk ${index} was sent again while this request was still streaming it.`));
         await older.settled;
       }
-      const replace = (await this.receivedIndexes(em, session.id, index)).length > 0;
+      // Whether the chunk was stored before came with the session, unless an older request for it
+      // was still running here (it may have recorded the chunk since).
+      const replace = older || chunkReceived === undefined ? (await this.receivedIndexes(em, session.id, index)).length > 0 : chunkReceived;
       if (replace) {
         // The bytes in staging are about to change under the prefix digest: from now on
         // completion hashes everything (a torn or different chunk can never slip through).

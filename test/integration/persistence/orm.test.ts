@@ -536,7 +536,7 @@ for (const target of targets) {
         expect(await executeHot(fork(), 'test_session_bump', 'update upload_sessions set row_version = row_version + 1 where id = ? and status = ? returning id', [session.id, 'no-such-status'])).toEqual([]);
       });
 
-      it('findSession (one plain statement) maps an upload session exactly like findOne', async () => {
+      it('findSession (one plain statement) maps an upload session exactly like findOne, and tells whether a chunk was received', async () => {
         const em = fork();
         const product = makeProduct(em, space);
         const session = makeUploadSession(em, product, makeUser(em), {
@@ -549,16 +549,27 @@ for (const target of targets) {
         });
         await em.flush();
         const viaOrm = await fork().findOneOrFail(UploadSession, session.id);
-        const raw = await findSession(fork(), session.id);
-        expect(raw).not.toBeNull();
-        expect(wrap(raw!).toObject()).toEqual(wrap(viaOrm).toObject());
-        expect(raw!.expires_at).toBeInstanceOf(Date);
-        expect(raw!.is_current).toBe(true);
-        expect(raw!.metadata).toEqual({ format: 'GGUF', nested: { layers: [1, 2] } });
-        expect(raw!.product.id).toBe(product.id);
-        expect((await findSession(fork(), session.id, product.id))?.id).toBe(session.id);
+        const found = await findSession(fork(), session.id);
+        expect(found).not.toBeNull();
+        const raw = found!.session;
+        expect(found!.chunkReceived).toBeUndefined();
+        expect(wrap(raw).toObject()).toEqual(wrap(viaOrm).toObject());
+        expect(raw.expires_at).toBeInstanceOf(Date);
+        expect(raw.is_current).toBe(true);
+        expect(raw.metadata).toEqual({ format: 'GGUF', nested: { layers: [1, 2] } });
+        expect(raw.product.id).toBe(product.id);
+        expect((await findSession(fork(), session.id, product.id))?.session.id).toBe(session.id);
         expect(await findSession(fork(), session.id, randomUUID())).toBeNull();
         expect(await findSession(fork(), randomUUID())).toBeNull();
+
+        // With a chunk index: whether that chunk was received, from the same statement.
+        const chunkEm = fork();
+        chunkEm.create(UploadChunk, { session: session.id, chunk_index: 1, size_bytes: 5, sha256: '5'.repeat(64), received_at: new Date() } as never);
+        await chunkEm.flush();
+        const withChunk = await findSession(fork(), session.id, product.id, 1);
+        expect(withChunk?.chunkReceived).toBe(true);
+        expect(wrap(withChunk!.session).toObject()).toEqual(wrap(viaOrm).toObject());
+        expect((await findSession(fork(), session.id, product.id, 0))?.chunkReceived).toBe(false);
       });
 
       it('row_version guards upload sessions against lost updates', async () => {
