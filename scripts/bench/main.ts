@@ -1,6 +1,9 @@
 /**
- * Benchmark, not a test (`npm run bench`, `npm run bench -- --size 256MiB`): artifact upload and
- * download on one file (1 GiB by default, generated in a temp dir), in one run, printed as a table.
+ * Benchmark, not a test (`npm run bench`, `npm run bench -- --size 256MiB --repeat 5`): artifact
+ * upload and download on one file (1 GiB by default, generated in a temp dir), in one run, printed
+ * as a table. Each upload measurement runs `--repeat` times (3 by default; what a run stored is
+ * removed before the next) and the table shows the run with the median throughput: on a shared
+ * VM one run of the same code swings by ±15%.
  *
  * (a) the ceiling: a bare node:http server (ceiling-server.ts) taking the file as 8 MiB chunks, 4 in
  *     parallel, each written at its offset into one file, fdatasync'd and hashed; and, for
@@ -72,20 +75,26 @@ function parseSize(text: string): number {
   return bytes;
 }
 
-const USAGE = 'usage: npm run bench [-- --size 1GiB] [--cpu-prof DIR]';
+const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 3] [--cpu-prof DIR]';
 
 interface Options {
   size: number;
+  /** Uploads (a), (b) and (c) are each measured this many times; the table shows the median run. */
+  repeat: number;
   /** Where this server's CPU profiles go (`node --cpu-prof`), to see where its time goes. */
   cpuProfDir: string | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { size: 1024 * MiB, cpuProfDir: null };
+  const options: Options = { size: 1024 * MiB, repeat: 3, cpuProfDir: null };
   for (let i = 0; i < argv.length; i++) {
     const [arg, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => inline ?? argv[++i] ?? '';
     if (arg === '--size') options.size = parseSize(value());
+    else if (arg === '--repeat') {
+      options.repeat = Number(value());
+      if (!Number.isInteger(options.repeat) || options.repeat < 1 || options.repeat > 20) throw new Error(`--repeat: expected 1 to 20 (${USAGE})`);
+    }
     else if (arg === '--cpu-prof') options.cpuProfDir = resolve(value());
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
@@ -234,6 +243,22 @@ interface Row {
   clientCpu: number | null;
 }
 
+/**
+ * Measures `times` runs of an upload and returns the run with the median throughput (the lower
+ * middle one for an even count), with the throughputs of all runs. `between` runs after every run
+ * but the last (to remove what the run stored, so each starts from the same state).
+ */
+async function medianRun(times: number, run: (i: number) => Promise<Measured>, between: (m: Measured) => Promise<void> | void): Promise<Measured & { all: number[] }> {
+  const runs: Measured[] = [];
+  for (let i = 0; i < times; i++) {
+    const m = await run(i);
+    runs.push(m);
+    if (i < times - 1) await between(m);
+  }
+  const sorted = [...runs].sort((x, y) => mbps(x.result) - mbps(y.result));
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, all: runs.map((m) => mbps(m.result)) };
+}
+
 const row = (name: string, { result, serverCpu }: Measured): Row => ({ name, bytes: result.bytes, seconds: result.seconds, serverCpu, clientCpu: result.cpuSeconds });
 const mbps = (r: { bytes: number; seconds: number }) => r.bytes / 1e6 / r.seconds;
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
@@ -241,7 +266,7 @@ const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
 
 // ─── the run ─────────────────────────────────────────────────────────────────────────────
 
-async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
+async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> {
   const tmp = removeLater(mkdtempSync(join(os.tmpdir(), 'mr-bench-')));
   const source = join(tmp, 'source.bin');
   const warmUp = join(tmp, 'warm-up.bin');
@@ -258,8 +283,17 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const ceilingDir = join(tmp, 'ceiling');
   mkdirSync(ceilingDir);
   const ceiling = await startBenchServer('ceiling-server.ts', [ceilingDir, String(CHUNK_SIZE)], 'ceiling server');
-  log('(a) ceiling: 8 MiB chunks, 4 in parallel');
-  const a = await runClient({ mode: 'upload', target: 'ceiling', baseUrl: ceiling.baseUrl, productId: randomUUID(), ...upload }, ceiling.started.pid, '(a) chunked upload');
+  const a = await medianRun(
+    repeat,
+    (i) => {
+      log(`(a) ceiling: 8 MiB chunks, 4 in parallel (run ${i + 1} of ${repeat})`);
+      return runClient({ mode: 'upload', target: 'ceiling', baseUrl: ceiling.baseUrl, productId: randomUUID(), ...upload }, ceiling.started.pid, '(a) chunked upload');
+    },
+    () => {
+      removeNow(ceilingDir);
+      mkdirSync(ceilingDir);
+    },
+  );
   rows.push(row('(a) ceiling: bare node:http, 8 MiB chunks × 4, fdatasync + SHA-256 per chunk', a));
   removeNow(ceilingDir);
   mkdirSync(ceilingDir);
@@ -273,8 +307,17 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const tusDir = join(tmp, 'tus');
   mkdirSync(tusDir);
   const tus = await startBenchServer('tus-server.ts', [tusDir], 'tus server');
-  log('(b) @tus/server: 8 MiB PATCH requests, in order');
-  const b = await runClient({ mode: 'upload', target: 'tus', baseUrl: tus.baseUrl, productId: randomUUID(), ...upload }, tus.started.pid, '(b) tus upload');
+  const b = await medianRun(
+    repeat,
+    (i) => {
+      log(`(b) @tus/server: 8 MiB PATCH requests, in order (run ${i + 1} of ${repeat})`);
+      return runClient({ mode: 'upload', target: 'tus', baseUrl: tus.baseUrl, productId: randomUUID(), ...upload }, tus.started.pid, '(b) tus upload');
+    },
+    () => {
+      removeNow(tusDir);
+      mkdirSync(tusDir);
+    },
+  );
   rows.push(row('(b) peer: @tus/server 2.4.5 + @tus/file-store, 8 MiB PATCH, sequential', b));
   await stopChild(tus.started);
   removeNow(tusDir); // never flushed: removing it drops its dirty pages before they cost the next run a write-back
@@ -292,20 +335,31 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
   const idleRss = currentRss(repo.started.pid);
   // Threads the server starts from here on are its uploads' (the hash thread of the prefix digest).
   const idleThreads = new Set(threadCpuSeconds(repo.started.pid).keys());
-  log('(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel');
   const rssBefore = { upload: 0, download: 0 };
   let peakResettable = true;
-  const c = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, ...upload }, repo.started.pid, '(c) SDK upload', () => {
-    peakResettable = resetPeakRss(repo.started.pid);
-    rssBefore.upload = currentRss(repo.started.pid);
-  });
+  let last = { artifactId: '', storageUri: '' };
+  const c = await medianRun(
+    repeat,
+    async (i) => {
+      log(`(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel (run ${i + 1} of ${repeat})`);
+      const m = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, ...upload }, repo.started.pid, '(c) SDK upload', () => {
+        if (i > 0) return; // the peak RSS below covers every run
+        peakResettable = resetPeakRss(repo.started.pid);
+        rssBefore.upload = currentRss(repo.started.pid);
+      });
+      last = { artifactId: m.result.artifactId!, storageUri: m.result.storageUri! };
+      return m;
+    },
+    // Each run stores a new artifact: delete it before the next (the last one stays for (d)).
+    (m) => sdk.deleteArtifact(model.id, m.result.artifactId!),
+  );
   rows.push(row('(c) this server: SDK uploadArtifact, 8 MiB chunks × 4, completion included', c));
   rows.push({ name: '(c) completion alone (POST …/complete)', bytes: 0, seconds: c.result.completionSeconds!, serverCpu: null, clientCpu: null });
   const serverPeakUpload = peakRss(repo.started.pid);
 
   // (d) downloads, with the same client
   log('(d) download from this server');
-  const downloadUrl = `${baseUrl}/api/v1.0/catalog/products/${model.id}/model-artifacts/${c.result.artifactId}/download`;
+  const downloadUrl = `${baseUrl}/api/v1.0/catalog/products/${model.id}/model-artifacts/${last.artifactId}/download`;
   const d = await runClient({ mode: 'download', url: downloadUrl, apiKey }, repo.started.pid, '(d) download from this server', () => {
     if (peakResettable) resetPeakRss(repo.started.pid);
     rssBefore.download = currentRss(repo.started.pid);
@@ -315,7 +369,7 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
 
   const nginxBin = ensureNginx(log);
   const version = nginxVersion(nginxBin);
-  const nginx = await startNginx(nginxBin, fileURLToPath(c.result.storageUri!), join(tmp, 'nginx'));
+  const nginx = await startNginx(nginxBin, fileURLToPath(last.storageUri), join(tmp, 'nginx'));
   log(`(d) download from nginx ${version}`);
   const n = await runClient({ mode: 'download', url: nginx.url }, nginx.started.pid, '(d) download from nginx');
   rows.push(row(`(d) download: nginx ${version} (sendfile), the same stored file`, n));
@@ -372,13 +426,16 @@ async function measure({ size, cpuProfDir }: Options): Promise<boolean> {
 
   console.log(
     [
-      `npm run bench — ${formatBytes(size)} (${size} bytes), 8 MiB chunks, ${CONCURRENCY} in flight; MB = 10^6 bytes`,
+      `npm run bench — ${formatBytes(size)} (${size} bytes), 8 MiB chunks, ${CONCURRENCY} in flight, uploads measured ${repeat}× each; MB = 10^6 bytes`,
       `machine: ${host}`,
       `noise: ${noise()}`,
       '',
       line(header),
       `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
       ...cells.map(line),
+      '',
+      `(a), (b) and (c): the run with the median MB/s of ${repeat}; every run's MB/s, in order:`,
+      ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(([name, m]) => `  ${name} ${m.all.map((v) => v.toFixed(0)).join(', ')}`),
       '',
       'server CPU s by thread (main thread / … / all other threads):',
       ...threadNotes.map((t) => `  ${t}`),
