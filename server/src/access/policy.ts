@@ -110,16 +110,15 @@ export async function requireOrganizationAccess(
 }
 
 /**
- * The columns of a space row (alias `s`), its organization (alias `o`) and the two roles of the
- * user whose id is the SQL expression `userId`: what `findOne(Space, populate organization)` +
- * spaceAccess() would read. Every space request needs them; authentication can fetch them in
- * its own statement (see rememberSpaceLookup).
+ * The columns of a space (alias `s`) and its organization (alias `o`) that SpaceInfo carries, and
+ * the two roles of the user whose id is the SQL expression `userId`. Every space request needs
+ * them; authentication can fetch them in its own statement (see rememberSpaceLookup).
  */
 export function spaceWithRolesColumns(userId: string): string {
   return (
     's.id as s_id, s.slug as s_slug, s.name as s_name, s.product_limit as s_product_limit, ' +
-    's.listing_version as s_listing_version, s.created_at as s_created_at, s.updated_at as s_updated_at, ' +
-    'o.id as org_id, o.slug as org_slug, o.name as org_name, o.created_at as org_created_at, o.updated_at as org_updated_at, ' +
+    's.listing_version as s_listing_version, ' +
+    'o.id as org_id, o.slug as org_slug, o.name as org_name, ' +
     `(select om.role from organization_memberships om where om.organization_id = s.organization_id and om.user_id = ${userId}) as org_role, ` +
     `(select sm.role from space_memberships sm where sm.space_id = s.id and sm.user_id = ${userId}) as space_role`
   );
@@ -135,34 +134,45 @@ export interface SpaceWithRolesRow {
   s_name: string;
   s_product_limit: number | null;
   s_listing_version: number | string;
-  s_created_at: unknown;
-  s_updated_at: unknown;
   org_id: string;
   org_slug: string;
   org_name: string;
-  org_created_at: unknown;
-  org_updated_at: unknown;
   org_role: OrganizationRole | null;
   space_role: SpaceMembership['role'] | null;
 }
 
 /**
- * Space lookups made while authenticating, per request: the Caller authentication returns
- * is the request's own, so it is the key. requireSpace takes the answer once, for the same slug.
+ * Lookups made while authenticating, per request: the Caller authentication returns is the
+ * request's own, so it is the key. An access check takes the answer once, for the same key
+ * (space slug, product id); anything else runs its own query.
  */
-const prefetchedSpaces = new WeakMap<Caller, { slug: string; row: SpaceWithRolesRow | undefined }>();
+class PrefetchedLookups<Row> {
+  private readonly byCaller = new WeakMap<Caller, { key: string; row: Row | undefined }>();
 
-/** Record that `user`'s request already looked up space `slug` (row undefined: no such space). */
+  /** Record that `user`'s request already looked up `key` (row undefined: nothing found). */
+  remember(user: Caller, key: string, row: Row | undefined): void {
+    this.byCaller.set(user, { key, row });
+  }
+
+  /** The remembered answer for `key`, once; undefined when there is none. */
+  take(user: Caller, key: string): { row: Row | undefined } | undefined {
+    const prefetched = this.byCaller.get(user);
+    if (prefetched?.key !== key) return undefined;
+    this.byCaller.delete(user);
+    return prefetched;
+  }
+}
+
+const prefetchedSpaces = new PrefetchedLookups<SpaceWithRolesRow>();
+
+/** Record that `user`'s request already looked up space `slug` (a row without s_id: no such space). */
 export function rememberSpaceLookup(user: Caller, slug: string, row: SpaceWithRolesRow | undefined): void {
-  prefetchedSpaces.set(user, { slug, row: row?.s_id ? row : undefined });
+  prefetchedSpaces.remember(user, slug, row?.s_id ? row : undefined);
 }
 
 async function spaceWithRoles(em: Em, user: Caller, slug: string): Promise<SpaceWithRolesRow | undefined> {
-  const prefetched = prefetchedSpaces.get(user);
-  if (prefetched?.slug === slug) {
-    prefetchedSpaces.delete(user);
-    return prefetched.row;
-  }
+  const prefetched = prefetchedSpaces.take(user, slug);
+  if (prefetched) return prefetched.row;
   const [row] = await executeHot<SpaceWithRolesRow>(em, 'space_with_roles', SPACE_WITH_ROLES_SQL, [user.id, user.id, slug]);
   return row;
 }
@@ -263,20 +273,16 @@ export interface ProductAccessRow {
   pa_grant_access: ProductAccess | null;
 }
 
-/** Product access checks made while authenticating, per request (like prefetchedSpaces). */
-const prefetchedProducts = new WeakMap<Caller, { productId: string; row: ProductAccessRow | undefined }>();
+const prefetchedProducts = new PrefetchedLookups<ProductAccessRow>();
 
-/** Record that `user`'s request already checked its access to product `productId` (row undefined: no such product). */
+/** Record that `user`'s request already checked its access to product `productId` (a row without pa_id: no such product). */
 export function rememberProductLookup(user: Caller, productId: string, row: ProductAccessRow | undefined): void {
-  prefetchedProducts.set(user, { productId, row: row?.pa_id ? row : undefined });
+  prefetchedProducts.remember(user, productId, row?.pa_id ? row : undefined);
 }
 
 async function productAccessRow(em: Em, user: Caller, productId: string): Promise<ProductAccessRow | undefined> {
-  const prefetched = prefetchedProducts.get(user);
-  if (prefetched?.productId === productId) {
-    prefetchedProducts.delete(user);
-    return prefetched.row;
-  }
+  const prefetched = prefetchedProducts.take(user, productId);
+  if (prefetched) return prefetched.row;
   const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId]);
   return row;
 }

@@ -27,7 +27,7 @@ export type ModelFilters = NonNullable<operations['listSpaceModels']['parameters
 export interface ModelPage {
   /** The page's ModelSummary objects as a JSON array, UTF-8 (what goes on the wire, as is). */
   body: Buffer;
-  /** How many summaries `json` holds. */
+  /** How many summaries `body` holds. */
   count: number;
   total: number;
   skip: number;

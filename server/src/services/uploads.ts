@@ -229,7 +229,7 @@ export class UploadService {
 
   /**
    * Indexes of the chunks received so far, ascending (or whether `only` was received). Every chunk
-   * request runs this (twice): plain SQL, no query building.
+   * answer lists them: plain SQL, no query building.
    */
   private async receivedIndexes(em: Em, sessionId: string, only?: number): Promise<number[]> {
     const rows =
