@@ -14,7 +14,8 @@
  *     filesystem in a temp DATA_DIR, 8 MiB chunks), through the SDK's `uploadArtifact` with 4
  *     chunks in flight, completion included; and the completion request alone;
  * (d) downloading the artifact from this server and from nginx serving the same stored file (nginx
- *     is installed from Debian when missing), with the same client (fetch, body read and dropped);
+ *     is installed from Debian when missing), with the same client (fetch, body read and dropped),
+ *     both from the page cache (the bench reads the file once first: uploads bypass the cache);
  * (e) this server's peak RSS during (c) and during (d), and the RSS growth of a fresh process
  *     uploading the file with the SDK.
  *
@@ -264,6 +265,17 @@ const mbps = (r: { bytes: number; seconds: number }) => r.bytes / 1e6 / r.second
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
 
+/** Reads a file from start to end, dropping the bytes (to bring it into the page cache). */
+async function readThrough(path: string): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    while ((await file.read(buffer, 0, buffer.length, null)).bytesRead > 0);
+  } finally {
+    await file.close();
+  }
+}
+
 // ─── the run ─────────────────────────────────────────────────────────────────────────────
 
 async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> {
@@ -357,7 +369,10 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   rows.push({ name: '(c) completion alone (POST …/complete)', bytes: 0, seconds: c.result.completionSeconds!, serverCpu: null, clientCpu: null });
   const serverPeakUpload = peakRss(repo.started.pid);
 
-  // (d) downloads, with the same client
+  // (d) downloads, with the same client. This server wrote the file past the page cache (direct
+  // I/O); read it once so that both servers serve it from the cache, as they would a popular file.
+  log('(d) reading the stored file once, so both servers find it in the page cache');
+  await readThrough(fileURLToPath(last.storageUri));
   log('(d) download from this server');
   const downloadUrl = `${baseUrl}/api/v1.0/catalog/products/${model.id}/model-artifacts/${last.artifactId}/download`;
   const d = await runClient({ mode: 'download', url: downloadUrl, apiKey }, repo.started.pid, '(d) download from this server', () => {

@@ -35,6 +35,8 @@ export interface Config {
   readonly storageBackend: 'fs' | 's3';
   /** Absolute path; used by the fs backend. */
   readonly storageDir: string;
+  /** fs: write uploaded chunks with direct I/O where the filesystem allows it (storage/direct-io.ts). */
+  readonly storageDirectIo: boolean;
   /** Present exactly when storageBackend is 's3'. */
   readonly s3: Readonly<S3Config> | null;
   /** Configured chunk size; the upload service raises it (S3 minimum, 10,000-chunk cap). */
@@ -173,6 +175,7 @@ const EnvSchema = z.object({
   DATABASE_URL: envVar,
   STORAGE_BACKEND: oneOf(['fs', 's3'] as const),
   STORAGE_DIR: envVar,
+  STORAGE_DIRECT_IO: boolean,
   S3_BUCKET: envVar,
   S3_REGION: envVar,
   S3_ENDPOINT: httpUrl,
@@ -276,6 +279,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     database: database!,
     storageBackend,
     storageDir: path.resolve(e.STORAGE_DIR ?? path.join(dataDir, 'artifacts')),
+    storageDirectIo: e.STORAGE_DIRECT_IO ?? true,
     s3,
     uploadChunkSizeBytes: e.UPLOAD_CHUNK_SIZE_BYTES ?? DEFAULTS.uploadChunkSizeBytes,
     uploadSessionTtlSeconds: e.UPLOAD_SESSION_TTL_SECONDS ?? DEFAULTS.uploadSessionTtlSeconds,

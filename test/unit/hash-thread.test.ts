@@ -72,3 +72,39 @@ describe('HashThread', () => {
     expect(await thread.digest('e', 2000)).toBe(sha256(data.subarray(0, 2000)));
   });
 });
+
+describe('HashThread with direct reads', () => {
+  const MiB = 1024 * 1024;
+  let dir: string;
+  let file: string;
+  // Longer than the thread's 1 MiB read buffer, ending off a 4096-byte block boundary.
+  const data = randomBytes(3 * MiB + 4096 * 3 + 17);
+  const thread = new HashThread({ lowPriority: false, directReads: true });
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hash-thread-direct-'));
+    file = path.join(dir, 'data.bin');
+    fs.writeFileSync(file, data);
+  });
+  afterAll(async () => {
+    await thread.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hashes ranges starting on and off block boundaries, to the end of the file and short of it', async () => {
+    // Block-aligned starts (chunk boundaries) read past the page cache; the odd start does not.
+    const cuts = [0, MiB, 2 * MiB + 4096, 2 * MiB + 4096 + 999, data.length];
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      const { bytes } = await thread.fold('k', file, { start: cuts[i]!, end: cuts[i + 1]! - 1 });
+      expect(bytes).toBe(cuts[i + 1]! - cuts[i]!);
+      expect(await thread.digest('k', cuts[i + 1]!)).toBe(sha256(data.subarray(0, cuts[i + 1])));
+    }
+    // A range past the end counts only the bytes there are.
+    expect(await thread.fold('l', file, { start: 0, end: data.length + 10_000 })).toMatchObject({ bytes: data.length });
+    expect(await thread.digest('l', data.length)).toBe(sha256(data));
+    const first = await ResumableSha256.create();
+    first.update(data.subarray(0, MiB));
+    const { state } = await thread.extendSaved(first.save(), file, { start: MiB, end: data.length - 1 });
+    expect((await ResumableSha256.load(state)).hex()).toBe(sha256(data));
+  });
+});

@@ -47,5 +47,5 @@ export function storageOptions(config: Config): BlobStoreOptions {
     const { bucket, region, endpoint, forcePathStyle, prefix } = config.s3;
     return { backend: 's3', bucket, region, forcePathStyle, prefix, ...(endpoint ? { endpoint } : {}) };
   }
-  return { backend: 'fs', dir: config.storageDir };
+  return { backend: 'fs', dir: config.storageDir, directIo: config.storageDirectIo };
 }

@@ -84,18 +84,21 @@ type Job = { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) =
  * - running node:crypto digests it keeps by key (`fold`, `digest`, `drop`): the fast digest of an
  *   upload's prefix, without hashing on the event loop.
  * Started on first use and unref'd (it never keeps the process alive); jobs run in order. With
- * `lowPriority` the thread runs at the lowest CPU priority and so only takes idle CPU.
+ * `lowPriority` the thread runs at the lowest CPU priority and so only takes idle CPU; with
+ * `directReads` it reads past the page cache (O_DIRECT) where the filesystem allows it.
  */
 export class HashThread {
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Job>();
 
-  constructor(private readonly options: { lowPriority: boolean }) {}
+  constructor(private readonly options: { lowPriority: boolean; directReads?: boolean }) {}
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url), { workerData: { lowPriority: this.options.lowPriority } });
+    const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url), {
+      workerData: { lowPriority: this.options.lowPriority, directReads: this.options.directReads ?? false },
+    });
     worker.unref();
     worker.on('message', (msg: { id: number; error?: string }) => {
       const job = this.pending.get(msg.id);

@@ -3,7 +3,9 @@
 // are fine here: nothing else runs on this thread).
 // Plain JavaScript so it loads the same under tsx, vitest, the production bundle and plain Node.
 //
-// workerData: { lowPriority }  (true: the thread asks the OS for the lowest CPU priority)
+// workerData: { lowPriority, directReads }
+// - lowPriority: the thread asks the OS for the lowest CPU priority
+// - directReads: read with O_DIRECT where the filesystem allows it (the files were written that way)
 //
 // Messages in, each answered with { id, ...result } or { id, error }:
 // - { id, op: 'saved', state, path, start, end }: loads a hash-wasm state, hashes bytes
@@ -15,7 +17,7 @@
 //   `covered` bytes, else null → { sha256 }
 // - { op: 'drop', key }: forgets the hash under `key` (no answer)
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, readlinkSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSHA256 } from 'hash-wasm';
@@ -30,19 +32,55 @@ if (workerData?.lowPriority) {
   }
 }
 
-const buffer = Buffer.allocUnsafe(1024 * 1024);
+// Page-aligned (WebAssembly memory is), so the reads can bypass the page cache (O_DIRECT): staged
+// parts are written that way (storage/direct-io.ts), so they are not in the cache, and reading
+// them through it would cost a page-cache page per 4 KiB for bytes read once.
+const buffer = Buffer.from(new WebAssembly.Memory({ initial: 16 }).buffer); // 1 MiB
+const ALIGN = 4096;
+const O_DIRECT = fsConstants.O_DIRECT;
+/** Cleared for good once the filesystem refuses direct reads. */
+let directReads = O_DIRECT !== undefined && workerData?.directReads === true;
 let wasm = null;
 /** key → { hash, covered } */
 const folds = new Map();
 
+function openForReading(path, start) {
+  if (directReads && start % ALIGN === 0) {
+    try {
+      return { fd: openSync(path, fsConstants.O_RDONLY | O_DIRECT), direct: true };
+    } catch (err) {
+      if (err?.code !== 'EINVAL') throw err;
+      directReads = false;
+    }
+  }
+  return { fd: openSync(path, 'r'), direct: false };
+}
+
 /** Feeds bytes [start, end] of the file at `path` to `update`; returns how many there were. */
 function readRange(path, start, end, update) {
-  const fd = openSync(path, 'r');
+  let { fd, direct } = openForReading(path, start);
   try {
     let position = start;
     while (position <= end) {
-      const n = readSync(fd, buffer, 0, Math.min(buffer.length, end - position + 1), position);
+      const want = Math.min(buffer.length, end - position + 1);
+      if (direct && position % ALIGN !== 0) {
+        // Only after a short read: go on through the page cache (never re-read what was hashed).
+        closeSync(fd);
+        ({ fd, direct } = { fd: openSync(path, 'r'), direct: false });
+      }
+      let n;
+      try {
+        // Direct reads take whole blocks; a read past the end of the file just comes back short.
+        n = readSync(fd, buffer, 0, direct ? Math.ceil(want / ALIGN) * ALIGN : want, position);
+      } catch (err) {
+        if (!direct || err?.code !== 'EINVAL') throw err;
+        directReads = false;
+        closeSync(fd);
+        ({ fd, direct } = { fd: openSync(path, 'r'), direct: false });
+        continue;
+      }
       if (n === 0) break;
+      n = Math.min(n, want);
       update(buffer.subarray(0, n));
       position += n;
     }

@@ -177,7 +177,7 @@ export class UploadService {
   private readonly closing = new Set<string>();
   readonly folder: PrefixFolder;
   /** The hash threads of the prefix digests (see PrefixFolder). */
-  private readonly hashThreads = { running: new HashThread({ lowPriority: false }), saved: new HashThread({ lowPriority: true }) };
+  private readonly hashThreads: { running: HashThread; saved: HashThread };
   /**
    * Whether staged parts can be read back (fs): then PrefixFolder folds every stored chunk into the
    * prefix digests; otherwise (s3) a chunk extends the saved prefix while it streams, when it is
@@ -186,6 +186,9 @@ export class UploadService {
   private readonly foldsStaged: boolean;
 
   constructor(readonly deps: ServiceDeps) {
+    // Staged bytes written past the page cache are read back the same way.
+    const directReads = deps.storage.directIo === true;
+    this.hashThreads = { running: new HashThread({ lowPriority: false, directReads }), saved: new HashThread({ lowPriority: true, directReads }) };
     // Whether this backend keeps staged bytes in a local file (asked with a key of the right shape).
     this.foldsStaged = deps.storage.localStagedPath({ key: artifactKey(randomUUID(), randomUUID()), uploadId: null }) !== null;
     this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged, (sessionId, index) => this.writes.get(sessionId)?.has(index) ?? false);

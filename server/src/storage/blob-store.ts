@@ -96,6 +96,12 @@ export interface BlobStore {
   localStagedPath(staged: StagedUpload): string | null;
 
   /**
+   * fs: whether staged parts are written with direct I/O (past the page cache) where the filesystem
+   * allows it. Readers of `localStagedPath` files then read the same way: the bytes are not cached.
+   */
+  readonly directIo?: boolean;
+
+  /**
    * Discards staged bytes. Idempotent (an unknown/finished upload resolves). On S3 a failed
    * AbortMultipartUpload rejects with StagedAbortError so the caller's sweeper can retry later;
    * parts of an unaborted upload are billed until a bucket lifecycle rule removes them.

@@ -14,7 +14,7 @@ export type BlobStoreOptions = ({ backend: 'fs' } & FsBlobStoreOptions) | ({ bac
 export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStore> {
   switch (options.backend) {
     case 'fs':
-      return new FsBlobStore({ dir: options.dir });
+      return new FsBlobStore({ dir: options.dir, ...(options.directIo === undefined ? {} : { directIo: options.directIo }) });
     case 's3': {
       const { S3BlobStore } = await import('./s3-blob-store.ts');
       return new S3BlobStore(options);

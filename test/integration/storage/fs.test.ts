@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { buffer } from 'node:stream/consumers';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
+import { directIoWorks, O_DIRECT } from '../../../server/src/storage/direct-io.ts';
 import { describeBlobStoreConformance } from './conformance.ts';
 
 const tempDirs: string[] = [];
@@ -33,6 +35,24 @@ describeBlobStoreConformance({
   },
   partSize: 256 * 1024,
   expectedUri: (key) => pathToFileURL(path.join(conformanceRoot, ...key.split('/'))).href,
+  fetchDownloadUrl: null,
+});
+
+// The same suite with every part written through the page cache (STORAGE_DIRECT_IO=false).
+let bufferedRoot = '';
+describeBlobStoreConformance({
+  name: 'fs, without direct I/O',
+  async createStore() {
+    bufferedRoot = path.join(await tempDir(), 'artifacts');
+    return openBlobStore({ backend: 'fs', dir: bufferedRoot, directIo: false });
+  },
+  async createBrokenStore() {
+    const file = path.join(await tempDir(), 'not-a-directory');
+    await writeFile(file, 'x');
+    return openBlobStore({ backend: 'fs', dir: file, directIo: false });
+  },
+  partSize: 256 * 1024,
+  expectedUri: (key) => pathToFileURL(path.join(bufferedRoot, ...key.split('/'))).href,
   fetchDownloadUrl: null,
 });
 
@@ -176,5 +196,99 @@ describe('FsBlobStore on disk', () => {
     const dir = path.join(await tempDir(), 'nested', 'store');
     await new FsBlobStore({ dir }).ping();
     expect((await stat(dir)).isDirectory()).toBe(true);
+  });
+});
+
+/** Bytes of `file` in the page cache, from util-linux's fincore, or null without it. */
+function cachedBytes(file: string): number | null {
+  try {
+    return Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+const hasFincore = cachedBytes('/proc/self/exe') !== null;
+
+describe('FsBlobStore direct I/O', () => {
+  const MiB = 1024 * 1024;
+  const meta = (totalSize: number) => ({ totalSize, contentType: 'application/octet-stream' });
+  /** A body of uneven pieces, like a socket delivers. */
+  const pieces = (bytes: Buffer) => {
+    const out: Buffer[] = [];
+    for (let at = 0, i = 0; at < bytes.length; i++) {
+      const n = Math.min(bytes.length - at, 1 + ((i * 104_729) % 70_000));
+      out.push(bytes.subarray(at, at + n));
+      at += n;
+    }
+    return Readable.from(out, { objectMode: false });
+  };
+  const stagingFile = (root: string, key: string) => path.join(root, '.staging', createHash('sha256').update(key).digest('hex'));
+
+  it('assembles parts written in parallel: aligned ones past the cache, the unaligned rest through it', async () => {
+    const root = await tempDir();
+    const store = new FsBlobStore({ dir: root });
+    expect(store.directIo).toBe(true);
+    // Three parts spanning several 1 MiB buffers, the last one ending off a 4096-byte boundary.
+    const partSize = 2 * MiB + 4096;
+    const data = randomBytes(2 * partSize + 777);
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const staged = await store.beginStaged(key, meta(data.length));
+    const sizes = [partSize, partSize, 777];
+    await Promise.all(
+      sizes.map((size, index) =>
+        store.putPart(staged, { index, offset: index * partSize, size, body: pieces(data.subarray(index * partSize, index * partSize + size)), replace: false }),
+      ),
+    );
+    expect((await readFile(stagingFile(root, key))).equals(data)).toBe(true);
+    await store.commitStaged(staged, sizes.map((size, index) => ({ index, size, etag: null })), meta(data.length));
+    expect((await readFile(path.join(root, ...key.split('/')))).equals(data)).toBe(true);
+  });
+
+  it('writes parts whose offsets are not block-aligned (an odd chunk size) through the page cache, correctly', async () => {
+    const root = await tempDir();
+    const store = new FsBlobStore({ dir: root });
+    const partSize = 1_000_003;
+    const data = randomBytes(3 * partSize);
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const staged = await store.beginStaged(key, meta(data.length));
+    for (const index of [2, 0, 1]) {
+      await store.putPart(staged, { index, offset: index * partSize, size: partSize, body: pieces(data.subarray(index * partSize, (index + 1) * partSize)), replace: false });
+    }
+    expect((await readFile(stagingFile(root, key))).equals(data)).toBe(true);
+  });
+
+  it('never writes the bytes that would complete a part before its body ended, so a too-long body leaves it incomplete', async () => {
+    const root = await tempDir();
+    const store = new FsBlobStore({ dir: root });
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const staged = await store.beginStaged(key, meta(2 * MiB));
+    const sent = randomBytes(2 * MiB + 1);
+    await expect(store.putPart(staged, { index: 0, offset: 0, size: 2 * MiB, body: pieces(sent), replace: false })).rejects.toBeInstanceOf(PartLengthError);
+    const onDisk = await readFile(stagingFile(root, key));
+    // The first buffer may be written; the one that completes the part is not.
+    expect(onDisk.subarray(MiB).equals(Buffer.alloc(MiB))).toBe(true);
+    const short = randomBytes(MiB + 5);
+    await expect(store.putPart(staged, { index: 0, offset: 0, size: 2 * MiB, body: pieces(short), replace: false })).rejects.toBeInstanceOf(PartLengthError);
+    expect((await readFile(stagingFile(root, key))).subarray(MiB + 5).equals(Buffer.alloc(MiB - 5))).toBe(true);
+  });
+
+  it.runIf(hasFincore && O_DIRECT !== undefined)('leaves written parts out of the page cache (and in it with directIo: false)', async () => {
+    const root = await tempDir();
+    if (!(await (async () => {
+      await new FsBlobStore({ dir: root }).beginStaged('probe/x', meta(0));
+      return directIoWorks(path.join(root, '.staging'));
+    })())) {
+      throw new Error(`${root} is on a filesystem without O_DIRECT; run the tests with TMPDIR on a disk filesystem`);
+    }
+    for (const directIo of [true, false]) {
+      const store = new FsBlobStore({ dir: root, directIo });
+      const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+      const staged = await store.beginStaged(key, meta(4 * MiB));
+      await store.putPart(staged, { index: 0, offset: 0, size: 4 * MiB, body: pieces(randomBytes(4 * MiB)), replace: false });
+      const cached = cachedBytes(stagingFile(root, key))!;
+      if (directIo) expect(cached).toBe(0);
+      else expect(cached).toBe(4 * MiB);
+    }
   });
 });
