@@ -12,7 +12,9 @@
  *     migration:create --config server/src/persistence/mikro-orm.postgresql.config.ts
  *
  * then add each new class to migrations/<dialect>/index.ts (migrations are registered
- * statically, so they load the same under tsx, vitest and a bundler). Use the CLI only to
+ * statically, so they load the same under tsx, vitest and a bundler) and its name to
+ * migrations/names.ts (read on every open, so an up-to-date database never loads the migrator).
+ * Use the CLI only to
  * create migrations: the app applies them; `migration:up` through the CLI would overwrite
  * the snapshot with the live schema.
  */
@@ -20,13 +22,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MikroORM, type Options } from '@mikro-orm/core';
-import { Migrator } from '@mikro-orm/migrations';
 import type { AbstractSqlDriver, SqlEntityManager } from '@mikro-orm/postgresql';
 import { parseDatabaseUrl, type DatabaseTarget } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { ALL_ENTITIES } from './entities.ts';
-import { postgresqlMigrations } from './migrations/postgresql/index.ts';
-import { sqliteMigrations } from './migrations/sqlite/index.ts';
+import { MIGRATION_NAMES } from './migrations/names.ts';
 
 /** The ORM as the rest of the server sees it: an SQL driver, whichever dialect. */
 export type Orm = MikroORM<AbstractSqlDriver, SqlEntityManager>;
@@ -76,7 +76,8 @@ export async function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptio
       if (log) log.debug({ component: 'mikro-orm' }, message);
       else process.stderr.write(`${message}\n`);
     },
-    extensions: [Migrator],
+    // The app registers the migrator only when a migration is pending (see migrate()).
+    extensions: opts.forCli ? [(await import('@mikro-orm/migrations')).Migrator] : [],
     migrations: opts.forCli
       ? {
           path: MIGRATIONS_DIR[target.dialect],
@@ -87,7 +88,6 @@ export async function ormOptions(target: DatabaseTarget, opts: Omit<OpenOrmOptio
           silent: false,
         }
       : {
-          migrationsList: target.dialect === 'sqlite' ? sqliteMigrations : postgresqlMigrations,
           snapshot: false,
           silent: true,
           transactional: true,
@@ -151,11 +151,43 @@ export async function openOrm(opts: OpenOrmOptions): Promise<Orm> {
 }
 
 /**
+ * The ORM's migrator, with the committed migrations. Loaded on first use: @mikro-orm/migrations
+ * and the migration classes are not imported until a database needs them.
+ */
+export async function migratorOf(orm: Orm): Promise<ReturnType<Orm['getMigrator']>> {
+  if (!orm.config.getExtension('@mikro-orm/migrator')) {
+    const dialect = dialectOf(orm);
+    const [{ Migrator }, migrationsList] = await Promise.all([
+      import('@mikro-orm/migrations'),
+      dialect === 'sqlite'
+        ? import('./migrations/sqlite/index.ts').then((m) => m.sqliteMigrations)
+        : import('./migrations/postgresql/index.ts').then((m) => m.postgresqlMigrations),
+    ]);
+    orm.config.set('migrations', { ...orm.config.get('migrations'), migrationsList });
+    Migrator.register(orm as unknown as Parameters<typeof Migrator.register>[0]);
+  }
+  return orm.getMigrator();
+}
+
+/** Whether the database has recorded every committed migration (one query; no migrator). */
+async function upToDate(orm: Orm): Promise<boolean> {
+  let rows: { name: string }[];
+  try {
+    rows = await orm.em.fork().execute<{ name: string }[]>('select name from mikro_orm_migrations');
+  } catch {
+    return false; // no table yet: a new database
+  }
+  const recorded = new Set(rows.map((row) => row.name));
+  return MIGRATION_NAMES[dialectOf(orm)].every((name) => recorded.has(name));
+}
+
+/**
  * Apply pending migrations; returns the names applied. On PostgreSQL an advisory lock makes
  * concurrent starts of several processes take turns instead of racing on CREATE TABLE.
  */
 export async function migrate(orm: Orm): Promise<string[]> {
-  const migrator = orm.getMigrator();
+  if (await upToDate(orm)) return [];
+  const migrator = await migratorOf(orm);
   if (dialectOf(orm) === 'postgresql') {
     // The lock lives in its own transaction (one pooled connection) while the migrator
     // runs on others; it is released when that transaction ends.
