@@ -831,20 +831,29 @@ export class PrefixFolder {
   kick(sessionId: string, index?: number): void {
     if (!this.enabled) return;
     if (index !== undefined) this.memory.get(sessionId)?.recorded.add(index);
-    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.planSave(sessionId));
+    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.saveIfFarBehind(sessionId));
+    this.saveWhenQuiet(sessionId);
   }
 
-  /** Extends the saved state now when it lags far behind, else when the session goes quiet. */
-  private planSave(sessionId: string): void {
+  /** Extends the saved state now when it lags a whole SAVE_LAG_BYTES behind the running digest. */
+  private saveIfFarBehind(sessionId: string): void {
     const entry = this.memory.get(sessionId);
-    clearTimeout(this.saveTimers.get(sessionId));
     if (entry && (entry.next - entry.savedKick) * entry.meta.chunk_size_bytes >= PrefixFolder.SAVE_LAG_BYTES) {
       entry.savedKick = entry.next;
       this.kickSave(sessionId);
-      return;
     }
+  }
+
+  /**
+   * (Re)starts the session's quiet timer: the saved state catches up once no chunk was recorded
+   * for SAVE_WHEN_IDLE_MS (measured from the chunks, not from the folds, which may lag behind
+   * while the hash thread is busy).
+   */
+  private saveWhenQuiet(sessionId: string): void {
+    clearTimeout(this.saveTimers.get(sessionId));
     const timer = setTimeout(() => {
       this.saveTimers.delete(sessionId);
+      const entry = this.memory.get(sessionId);
       if (entry) entry.savedKick = entry.next;
       this.kickSave(sessionId);
     }, PrefixFolder.SAVE_WHEN_IDLE_MS);
