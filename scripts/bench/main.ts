@@ -249,7 +249,7 @@ interface Row {
  * middle one for an even count), with the throughputs of all runs. `between` runs after every run
  * but the last (to remove what the run stored, so each starts from the same state).
  */
-async function medianRun(times: number, run: (i: number) => Promise<Measured>, between: (m: Measured) => Promise<void> | void): Promise<Measured & { all: number[] }> {
+async function medianRun(times: number, run: (i: number) => Promise<Measured>, between: (m: Measured) => Promise<void> | void): Promise<Measured & { all: { mbps: number; serverCpu: number }[] }> {
   const runs: Measured[] = [];
   for (let i = 0; i < times; i++) {
     const m = await run(i);
@@ -257,7 +257,7 @@ async function medianRun(times: number, run: (i: number) => Promise<Measured>, b
     if (i < times - 1) await between(m);
   }
   const sorted = [...runs].sort((x, y) => mbps(x.result) - mbps(y.result));
-  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, all: runs.map((m) => mbps(m.result)) };
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, all: runs.map((m) => ({ mbps: mbps(m.result), serverCpu: m.serverCpu })) };
 }
 
 const row = (name: string, { result, serverCpu }: Measured): Row => ({ name, bytes: result.bytes, seconds: result.seconds, serverCpu, clientCpu: result.cpuSeconds });
@@ -449,8 +449,10 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
       `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
       ...cells.map(line),
       '',
-      `(a), (b) and (c): the run with the median MB/s of ${repeat}; every run's MB/s, in order:`,
-      ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(([name, m]) => `  ${name} ${m.all.map((v) => v.toFixed(0)).join(', ')}`),
+      `(a), (b) and (c): the run with the median MB/s of ${repeat}; every run's MB/s (server CPU s), in order:`,
+      ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(
+        ([name, m]) => `  ${name} ${m.all.map((v) => `${v.mbps.toFixed(0)} (${v.serverCpu.toFixed(2)})`).join(', ')}`,
+      ),
       '',
       'server CPU s by thread (main thread / … / all other threads):',
       ...threadNotes.map((t) => `  ${t}`),
