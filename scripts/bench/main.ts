@@ -1,9 +1,10 @@
 /**
  * Benchmark, not a test (`npm run bench`, `npm run bench -- --size 256MiB --repeat 5`): artifact
  * upload and download on one file (1 GiB by default, generated in a temp dir), in one run, printed
- * as a table. Each upload measurement runs `--repeat` times (3 by default; what a run stored is
+ * as a table. Each upload measurement runs `--repeat` times (5 by default; what a run stored is
  * removed before the next) and the table shows the run with the median throughput: on a shared
- * VM one run of the same code swings by ±15%.
+ * VM one run of the same code swings by ±15%. The runs go in rounds, one of (a), (b) and (c)
+ * each, so that the machine's drift over the minute or two of a run reaches all three alike.
  *
  * (a) the ceiling: a bare node:http server (ceiling-server.ts) taking the file as 8 MiB chunks, 4 in
  *     parallel, each written at its offset into one file, fdatasync'd and hashed; and, for
@@ -54,8 +55,11 @@ const MiB = 1024 * 1024;
 const CHUNK_SIZE = 8 * MiB;
 const CONCURRENCY = 4;
 const BLOCK = 64 * MiB;
-/** The file each client uploads first, unmeasured (4 chunks). */
-const WARM_UP_SIZE = 4 * CHUNK_SIZE;
+/**
+ * The file each client uploads first, unmeasured: 16 chunks, enough for the servers' hot paths to
+ * be compiled by the JIT before the measured upload starts (4 were not: first runs came out slow).
+ */
+const WARM_UP_SIZE = 16 * CHUNK_SIZE;
 
 const TARGETS = {
   shareOfCeiling: 0.7,
@@ -76,7 +80,7 @@ function parseSize(text: string): number {
   return bytes;
 }
 
-const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 3] [--cpu-prof DIR]';
+const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 5] [--cpu-prof DIR]';
 
 interface Options {
   size: number;
@@ -87,7 +91,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { size: 1024 * MiB, repeat: 3, cpuProfDir: null };
+  const options: Options = { size: 1024 * MiB, repeat: 5, cpuProfDir: null };
   for (let i = 0; i < argv.length; i++) {
     const [arg, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => inline ?? argv[++i] ?? '';
@@ -245,17 +249,10 @@ interface Row {
 }
 
 /**
- * Measures `times` runs of an upload and returns the run with the median throughput (the lower
- * middle one for an even count), with the throughputs of all runs. `between` runs after every run
- * but the last (to remove what the run stored, so each starts from the same state).
+ * Of several runs of one upload, the run with the median throughput (the lower middle one for an
+ * even count), with every run's throughput and server CPU.
  */
-async function medianRun(times: number, run: (i: number) => Promise<Measured>, between: (m: Measured) => Promise<void> | void): Promise<Measured & { all: { mbps: number; serverCpu: number }[] }> {
-  const runs: Measured[] = [];
-  for (let i = 0; i < times; i++) {
-    const m = await run(i);
-    runs.push(m);
-    if (i < times - 1) await between(m);
-  }
+function medianOf(runs: Measured[]): Measured & { all: { mbps: number; serverCpu: number }[] } {
   const sorted = [...runs].sort((x, y) => mbps(x.result) - mbps(y.result));
   return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, all: runs.map((m) => ({ mbps: mbps(m.result), serverCpu: m.serverCpu })) };
 }
@@ -291,50 +288,15 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   await generateFile(warmUp, Math.min(size, WARM_UP_SIZE));
   const upload = { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source, warmUpFile: warmUp };
 
-  // (a) the ceiling
+  // The three servers start first; their uploads then run in rounds, (a) (b) (c) (a) (b) (c) …,
+  // so a drift in the machine's speed (neighbours on a shared VM, the page cache filling up)
+  // reaches all three alike instead of whichever ran last.
   const ceilingDir = join(tmp, 'ceiling');
   mkdirSync(ceilingDir);
   const ceiling = await startBenchServer('ceiling-server.ts', [ceilingDir, String(CHUNK_SIZE)], 'ceiling server');
-  const a = await medianRun(
-    repeat,
-    (i) => {
-      log(`(a) ceiling: 8 MiB chunks, 4 in parallel (run ${i + 1} of ${repeat})`);
-      return runClient({ mode: 'upload', target: 'ceiling', baseUrl: ceiling.baseUrl, productId: randomUUID(), ...upload }, ceiling.started.pid, '(a) chunked upload');
-    },
-    () => {
-      removeNow(ceilingDir);
-      mkdirSync(ceilingDir);
-    },
-  );
-  rows.push(row('(a) ceiling: bare node:http, 8 MiB chunks × 4, fdatasync + SHA-256 per chunk', a));
-  removeNow(ceilingDir);
-  mkdirSync(ceilingDir);
-  log('(a) ceiling: one streamed PUT');
-  const put = await runClient({ mode: 'stream-put', url: `${ceiling.baseUrl}/whole`, file: source, warmUpFile: warmUp }, ceiling.started.pid, '(a) streamed PUT');
-  rows.push(row('(a) reference: one streamed PUT of the whole file', put));
-  await stopChild(ceiling.started);
-  removeNow(ceilingDir);
-
-  // (b) the peer
   const tusDir = join(tmp, 'tus');
   mkdirSync(tusDir);
   const tus = await startBenchServer('tus-server.ts', [tusDir], 'tus server');
-  const b = await medianRun(
-    repeat,
-    (i) => {
-      log(`(b) @tus/server: 8 MiB PATCH requests, in order (run ${i + 1} of ${repeat})`);
-      return runClient({ mode: 'upload', target: 'tus', baseUrl: tus.baseUrl, productId: randomUUID(), ...upload }, tus.started.pid, '(b) tus upload');
-    },
-    () => {
-      removeNow(tusDir);
-      mkdirSync(tusDir);
-    },
-  );
-  rows.push(row('(b) peer: @tus/server 2.4.5 + @tus/file-store, 8 MiB PATCH, sequential', b));
-  await stopChild(tus.started);
-  removeNow(tusDir); // never flushed: removing it drops its dirty pages before they cost the next run a write-back
-
-  // (c) this server
   const repo = await startThisServer(join(tmp, 'repo'), cpuProfDir);
   const { baseUrl, apiKey } = repo;
   const sdk = createModelRepositoryClient({ baseUrl, apiKey });
@@ -350,21 +312,43 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   const rssBefore = { upload: 0, download: 0 };
   let peakResettable = true;
   let last = { artifactId: '', storageUri: '' };
-  const c = await medianRun(
-    repeat,
-    async (i) => {
-      log(`(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel (run ${i + 1} of ${repeat})`);
-      const m = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, ...upload }, repo.started.pid, '(c) SDK upload', () => {
-        if (i > 0) return; // the peak RSS below covers every run
-        peakResettable = resetPeakRss(repo.started.pid);
-        rssBefore.upload = currentRss(repo.started.pid);
-      });
-      last = { artifactId: m.result.artifactId!, storageUri: m.result.storageUri! };
-      return m;
-    },
-    // Each run stores a new artifact: delete it before the next (the last one stays for (d)).
-    (m) => sdk.deleteArtifact(model.id, m.result.artifactId!),
-  );
+
+  const runs = { a: [] as Measured[], b: [] as Measured[], c: [] as Measured[] };
+  for (let i = 0; i < repeat; i++) {
+    const round = `(round ${i + 1} of ${repeat})`;
+    log(`(a) ceiling: 8 MiB chunks, 4 in parallel ${round}`);
+    runs.a.push(await runClient({ mode: 'upload', target: 'ceiling', baseUrl: ceiling.baseUrl, productId: randomUUID(), ...upload }, ceiling.started.pid, '(a) chunked upload'));
+    removeNow(ceilingDir);
+    mkdirSync(ceilingDir);
+
+    log(`(b) @tus/server: 8 MiB PATCH requests, in order ${round}`);
+    runs.b.push(await runClient({ mode: 'upload', target: 'tus', baseUrl: tus.baseUrl, productId: randomUUID(), ...upload }, tus.started.pid, '(b) tus upload'));
+    removeNow(tusDir); // never flushed: removing it drops its dirty pages before they cost the next run a write-back
+    mkdirSync(tusDir);
+
+    log(`(c) this server: SDK uploadArtifact, 8 MiB chunks, 4 in parallel ${round}`);
+    const m = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, ...upload }, repo.started.pid, '(c) SDK upload', () => {
+      if (i > 0) return; // the peak RSS below covers every run
+      peakResettable = resetPeakRss(repo.started.pid);
+      rssBefore.upload = currentRss(repo.started.pid);
+    });
+    runs.c.push(m);
+    // Each run stores a new artifact: it is deleted before the next round (the last one stays for (d)).
+    if (i < repeat - 1) await sdk.deleteArtifact(model.id, m.result.artifactId!);
+    else last = { artifactId: m.result.artifactId!, storageUri: m.result.storageUri! };
+  }
+  const [a, b, c] = [medianOf(runs.a), medianOf(runs.b), medianOf(runs.c)];
+  await stopChild(tus.started);
+  removeNow(tusDir);
+
+  log('(a) ceiling: one streamed PUT');
+  const put = await runClient({ mode: 'stream-put', url: `${ceiling.baseUrl}/whole`, file: source, warmUpFile: warmUp }, ceiling.started.pid, '(a) streamed PUT');
+  await stopChild(ceiling.started);
+  removeNow(ceilingDir);
+
+  rows.push(row('(a) ceiling: bare node:http, 8 MiB chunks × 4, fdatasync + SHA-256 per chunk', a));
+  rows.push(row('(a) reference: one streamed PUT of the whole file', put));
+  rows.push(row('(b) peer: @tus/server 2.4.5 + @tus/file-store, 8 MiB PATCH, sequential', b));
   rows.push(row('(c) this server: SDK uploadArtifact, 8 MiB chunks × 4, completion included', c));
   rows.push({ name: '(c) completion alone (POST …/complete)', bytes: 0, seconds: c.result.completionSeconds!, serverCpu: null, clientCpu: null });
   const serverPeakUpload = peakRss(repo.started.pid);
@@ -449,7 +433,7 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
       `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
       ...cells.map(line),
       '',
-      `(a), (b) and (c): the run with the median MB/s of ${repeat}; every run's MB/s (server CPU s), in order:`,
+      `(a), (b) and (c): the run with the median MB/s of ${repeat} (in rounds: a b c, a b c, …); every run's MB/s (server CPU s), in order:`,
       ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(
         ([name, m]) => `  ${name} ${m.all.map((v) => `${v.mbps.toFixed(0)} (${v.serverCpu.toFixed(2)})`).join(', ')}`,
       ),
