@@ -70,7 +70,10 @@ export function takeAlignedBuffer(): AlignedBuffer {
 
 const probes = new Map<string, Promise<boolean>>();
 
-/** Whether files in `dir` can be written with O_DIRECT (probed once per directory; false off Linux). */
+/**
+ * Whether files in `dir` can be written with O_DIRECT (probed once per directory; false off Linux,
+ * and from the moment a direct write there was refused: see writeAligned).
+ */
 export function directIoWorks(dir: string): Promise<boolean> {
   let probe = probes.get(dir);
   if (!probe) {
@@ -78,6 +81,11 @@ export function directIoWorks(dir: string): Promise<boolean> {
     probes.set(dir, probe);
   }
   return probe;
+}
+
+/** From now on, files in `dir` are written through the page cache. */
+export function stopDirectIo(dir: string): void {
+  probes.set(dir, Promise.resolve(false));
 }
 
 async function probeDirectIo(dir: string): Promise<boolean> {
@@ -105,7 +113,9 @@ const aligned = (n: number) => n % DIRECT_ALIGN === 0;
 /**
  * Writes `length` bytes of an aligned buffer at `position`. Whatever cannot go through the direct
  * handle (an unaligned tail, or the rest after an unaligned short write) goes through the handle
- * `buffered()` opens on the same file.
+ * `buffered()` opens on the same file. A direct write the filesystem refuses (EINVAL: an alignment
+ * it wants bigger than the probe's) is made through `buffered()` as well, and `refused()` is
+ * called, once, so the caller can stop trying.
  */
 export async function writeAligned(
   direct: FileHandle,
@@ -113,15 +123,26 @@ export async function writeAligned(
   bytes: Buffer,
   length: number,
   position: number,
+  refused: () => void = () => {},
 ): Promise<void> {
   let done = 0;
+  let directRefused = false;
   while (done < length) {
     const rest = length - done;
-    const directPart = aligned(done) && aligned(position + done) ? rest - (rest % DIRECT_ALIGN) : 0;
-    const { bytesWritten } =
-      directPart > 0
-        ? await direct.write(bytes, done, directPart, position + done)
-        : await (await buffered()).write(bytes, done, rest, position + done);
+    const directPart = !directRefused && aligned(done) && aligned(position + done) ? rest - (rest % DIRECT_ALIGN) : 0;
+    let bytesWritten: number;
+    if (directPart > 0) {
+      try {
+        ({ bytesWritten } = await direct.write(bytes, done, directPart, position + done));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        directRefused = true;
+        refused();
+        continue;
+      }
+    } else {
+      ({ bytesWritten } = await (await buffered()).write(bytes, done, rest, position + done));
+    }
     if (bytesWritten <= 0) throw new Error(`write wrote nothing at ${position + done}`);
     done += bytesWritten;
   }

@@ -29,7 +29,7 @@ import {
   type StagedPart,
   type StagedUpload,
 } from './blob-store.ts';
-import { DIRECT_ALIGN, directIoWorks, O_DIRECT, takeAlignedBuffer, writeAligned } from './direct-io.ts';
+import { DIRECT_ALIGN, directIoWorks, O_DIRECT, stopDirectIo, takeAlignedBuffer, writeAligned } from './direct-io.ts';
 import { resolveKeyPath } from './secure-path.ts';
 
 export interface FsBlobStoreOptions {
@@ -91,7 +91,8 @@ export class FsBlobStore implements BlobStore {
         throw new RangeError(`Part ${part.index} (${part.offset}+${part.size}) extends past the upload's ${totalSize} bytes`);
       }
       if (direct) {
-        await writeAllDirect(part.body, fh, () => (buffered ??= openExisting(stagingPath, 'r+', notFound)), part.offset, part.size);
+        const openBuffered = () => (buffered ??= openExisting(stagingPath, 'r+', notFound));
+        await writeAllDirect(part.body, fh, openBuffered, part.offset, part.size, () => stopDirectIo(this.stagingDir));
         await fh.datasync(); // flushes the file, whichever handle wrote
       } else if (!part.replace) {
         await writeAll(part.body, fh, part.offset, { exact: part.size });
@@ -361,7 +362,14 @@ async function writeAll(source: Readable, fh: FileHandle, position: number, limi
  * part are written only once the stream has ended, and nothing is written that the stream did not
  * deliver.
  */
-async function writeAllDirect(source: Readable, fh: FileHandle, buffered: () => Promise<FileHandle>, position: number, size: number): Promise<number> {
+async function writeAllDirect(
+  source: Readable,
+  fh: FileHandle,
+  buffered: () => Promise<FileHandle>,
+  position: number,
+  size: number,
+  refused: () => void,
+): Promise<number> {
   const buffer = takeAlignedBuffer();
   const bytes = buffer.bytes;
   let count = 0;
@@ -378,13 +386,13 @@ async function writeAllDirect(source: Readable, fh: FileHandle, buffered: () => 
         if (fill < bytes.length) continue;
         // A full buffer; held back only when it completes the part (then no byte can follow).
         if (written + fill === size) break;
-        await writeAligned(fh, buffered, bytes, fill, position + written);
+        await writeAligned(fh, buffered, bytes, fill, position + written, refused);
         written += fill;
         fill = 0;
       }
     }
     if (count !== size) throw new PartLengthError(size, count);
-    if (fill > 0) await writeAligned(fh, buffered, bytes, fill, position + written);
+    if (fill > 0) await writeAligned(fh, buffered, bytes, fill, position + written, refused);
     return count;
   } finally {
     buffer.release();

@@ -1,0 +1,102 @@
+/**
+ * storage/direct-io.ts: the aligned buffer pool, the per-directory probe and writeAligned's split
+ * between the direct handle and the page cache (with stand-in handles that record their calls).
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIRECT_ALIGN, DIRECT_BUFFER_BYTES, directIoWorks, stopDirectIo, takeAlignedBuffer, writeAligned } from '../../server/src/storage/direct-io.ts';
+
+type Call = { offset: number; length: number; position: number };
+
+/** A handle that writes into `file` positionally and records each call, or fails with `code`. */
+function standIn(file: FileHandle, calls: Call[], failWith?: string): FileHandle {
+  return {
+    write: async (buffer: Buffer, offset: number, length: number, position: number) => {
+      calls.push({ offset, length, position });
+      if (failWith) throw Object.assign(new Error(`${failWith}: refused`), { code: failWith });
+      return file.write(buffer, offset, length, position);
+    },
+  } as unknown as FileHandle;
+}
+
+describe('direct I/O helpers', () => {
+  let dir: string;
+  let file: FileHandle;
+  const target = () => path.join(dir, 'target.bin');
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'direct-io-'));
+    file = await open(target(), 'w+');
+  });
+  afterAll(async () => {
+    await file.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hands out distinct 1 MiB buffers and takes them back for reuse', () => {
+    const a = takeAlignedBuffer();
+    const b = takeAlignedBuffer();
+    expect(a.bytes.length).toBe(DIRECT_BUFFER_BYTES);
+    expect(b.bytes.length).toBe(DIRECT_BUFFER_BYTES);
+    expect(a.bytes.buffer === b.bytes.buffer && a.bytes.byteOffset === b.bytes.byteOffset).toBe(false);
+    b.release();
+    b.release(); // twice is harmless
+    const c = takeAlignedBuffer();
+    expect(c.bytes.buffer === b.bytes.buffer && c.bytes.byteOffset === b.bytes.byteOffset).toBe(true);
+    a.release();
+    c.release();
+  });
+
+  it('writes the aligned part through the direct handle and the unaligned tail through the page cache', async () => {
+    const data = randomBytes(3 * DIRECT_ALIGN + 100);
+    const buffer = takeAlignedBuffer();
+    data.copy(buffer.bytes);
+    const direct: Call[] = [];
+    const buffered: Call[] = [];
+    let refusals = 0;
+    const position = 2 * DIRECT_ALIGN;
+    await writeAligned(standIn(file, direct), async () => standIn(file, buffered), buffer.bytes, data.length, position, () => refusals++);
+    buffer.release();
+    expect(direct).toEqual([{ offset: 0, length: 3 * DIRECT_ALIGN, position }]);
+    expect(buffered).toEqual([{ offset: 3 * DIRECT_ALIGN, length: 100, position: position + 3 * DIRECT_ALIGN }]);
+    expect(refusals).toBe(0);
+    expect(fs.readFileSync(target()).subarray(position).equals(data)).toBe(true);
+  });
+
+  it('writes through the page cache when the filesystem refuses a direct write (EINVAL), and says so once', async () => {
+    const data = randomBytes(2 * DIRECT_ALIGN);
+    const buffer = takeAlignedBuffer();
+    data.copy(buffer.bytes);
+    const direct: Call[] = [];
+    const buffered: Call[] = [];
+    let refusals = 0;
+    await writeAligned(standIn(file, direct, 'EINVAL'), async () => standIn(file, buffered), buffer.bytes, data.length, 0, () => refusals++);
+    buffer.release();
+    expect(direct).toHaveLength(1);
+    expect(buffered).toEqual([{ offset: 0, length: data.length, position: 0 }]);
+    expect(refusals).toBe(1);
+    expect(fs.readFileSync(target()).subarray(0, data.length).equals(data)).toBe(true);
+  });
+
+  it('passes on any other write error', async () => {
+    const buffer = takeAlignedBuffer();
+    try {
+      await expect(writeAligned(standIn(file, [], 'EIO'), async () => standIn(file, []), buffer.bytes, DIRECT_ALIGN, 0)).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      buffer.release();
+    }
+  });
+
+  it('stops using direct I/O in a directory once told to', async () => {
+    const other = fs.mkdtempSync(path.join(dir, 'stopped-'));
+    stopDirectIo(other);
+    expect(await directIoWorks(other)).toBe(false);
+    // Probing leaves no file behind, whatever the answer.
+    await directIoWorks(dir);
+    expect(fs.readdirSync(dir).filter((name) => name.startsWith('direct-io-probe'))).toEqual([]);
+  });
+});
