@@ -208,12 +208,20 @@ async function startBenchServer(file: string, args: string[], what: string): Pro
   return { started, baseUrl: `http://127.0.0.1:${port}` };
 }
 
-/** The Node flags `npm start` passes (package.json's start script: `node <flags> <entry>`). */
-function startFlags(): string[] {
+/**
+ * What `npm start` runs the server with: package.json's start script is `[VAR=value …] node <flags>
+ * <entry>`; returns the environment assignments and the Node flags.
+ */
+function startCommand(): { env: Record<string, string>; flags: string[] } {
   const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { scripts: { start: string } };
   const words = pkg.scripts.start.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  while (words.length > 0 && /^[A-Z_][A-Z0-9_]*=/.test(words[0]!)) {
+    const [name, value] = words.shift()!.split(/=(.*)/s, 2) as [string, string];
+    env[name] = value;
+  }
   if (words[0] !== 'node') throw new Error(`package.json's start script does not run node: ${pkg.scripts.start}`);
-  return words.slice(1).filter((word) => word.startsWith('--'));
+  return { env, flags: words.slice(1).filter((word) => word.startsWith('--')) };
 }
 
 /** This server as production runs it, on a free port, with SQLite and the filesystem in `dataDir`. */
@@ -221,9 +229,11 @@ async function startThisServer(dataDir: string, cpuProfDir: string | null): Prom
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // What `npm start` runs: the production build, with the Node flags of package.json's start script.
+  // What `npm start` runs: the production build, with the environment and Node flags of package.json's start script.
   const entry = await buildServer();
-  const started = spawnProcess(process.execPath, [...profile, ...startFlags(), entry], {
+  const start = startCommand();
+  const started = spawnProcess(process.execPath, [...profile, ...start.flags, entry], {
+    ...start.env,
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     VALIDATE_RESPONSES: 'false',
