@@ -14,9 +14,8 @@
  * then add each new class to migrations/<dialect>/index.ts (migrations are registered
  * statically, so they load the same under tsx, vitest and a bundler) and its name to
  * migrations/names.ts (read on every open, so an up-to-date database never loads the migrator).
- * Use the CLI only to
- * create migrations: the app applies them; `migration:up` through the CLI would overwrite
- * the snapshot with the live schema.
+ * Use the CLI only to create migrations: the app applies them; `migration:up` through the CLI
+ * would overwrite the snapshot with the live schema.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -16,8 +16,9 @@
  * file) goes through an ordinary buffered handle: mixing the two on one file is coherent (the
  * kernel writes back and drops cached pages around direct I/O).
  *
- * Whether a directory's filesystem takes `O_DIRECT` (tmpfs, for one, refuses it) is probed once per
- * directory by writing one aligned block to a scratch file.
+ * Whether a directory's filesystem takes `O_DIRECT` (tmpfs before Linux 6.6 and some FUSE and
+ * network filesystems refuse it) is probed once per directory by writing one aligned block to a
+ * scratch file.
  */
 import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -32,7 +33,7 @@ const WASM_PAGE = 64 * 1024;
 /** Buffers per WebAssembly.Memory (each Memory reserves address space of its own; few, larger ones). */
 const BUFFERS_PER_BLOCK = 8;
 /** Free buffers kept for reuse; more than this many are dropped (with their whole block when unused). */
-const MAX_FREE_BUFFERS = 32;
+const MAX_FREE_BUFFERS = 16;
 
 /** `O_DIRECT` where the platform has it (Linux), else undefined. */
 export const O_DIRECT: number | undefined = (fsConstants as Record<string, number | undefined>).O_DIRECT;

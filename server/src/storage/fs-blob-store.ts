@@ -9,7 +9,8 @@
  * Keys can never start with "." (secure-path.ts), so `.staging` cannot collide with a blob.
  *
  * Durability: every method that resolves "stored" has fsynced the data, and renames are followed
- * by an fsync of the directory, so a power loss cannot undo an acknowledged write.
+ * by an fsync of the directory, so a power loss cannot undo an acknowledged write. First writes of
+ * parts go past the page cache (direct I/O, see direct-io.ts) where the filesystem allows it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
