@@ -93,7 +93,7 @@ export class FsBlobStore implements BlobStore {
       }
       if (direct) {
         const openBuffered = () => (buffered ??= openExisting(stagingPath, 'r+', notFound));
-        await writeAllDirect(part.body, fh, openBuffered, part.offset, part.size, () => stopDirectIo(this.stagingDir));
+        await writeAllDirect(part.body, fh, openBuffered, part.offset, { exact: part.size }, () => stopDirectIo(this.stagingDir));
         await fh.datasync(); // flushes the file, whichever handle wrote
       } else if (!part.replace) {
         await writeAll(part.body, fh, part.offset, { exact: part.size });
@@ -189,10 +189,18 @@ export class FsBlobStore implements BlobStore {
     const finalPath = resolveKeyPath(this.root, key);
     await ensureDirDurable(this.stagingDir);
     const tmpPath = path.join(this.stagingDir, `put-${randomUUID()}.tmp`);
-    const fh = await open(tmpPath, 'wx');
+    const direct = this.directIo && (await directIoWorks(this.stagingDir));
+    const fh = await open(tmpPath, direct ? fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_DIRECT! : 'wx');
+    let buffered: Promise<FileHandle> | undefined;
     let size: number;
     try {
-      size = await writeAll(body, fh, 0, { max: opts.maxBytes });
+      if (direct) {
+        const openBuffered = () => (buffered ??= open(tmpPath, 'r+'));
+        size = await writeAllDirect(body, fh, openBuffered, 0, { max: opts.maxBytes }, () => stopDirectIo(this.stagingDir));
+        await (await buffered)?.close();
+      } else {
+        size = await writeAll(body, fh, 0, { max: opts.maxBytes });
+      }
       await fh.sync();
       await fh.close();
       const finalDir = path.dirname(finalPath);
@@ -201,6 +209,7 @@ export class FsBlobStore implements BlobStore {
       await fsyncDir(finalDir);
     } catch (err) {
       await fh.close().catch(() => {}); // may already be closed
+      await buffered?.then((handle) => handle.close()).catch(() => {});
       await rm(tmpPath, { force: true });
       throw err;
     }
@@ -357,20 +366,22 @@ async function writeAll(source: Readable, fh: FileHandle, position: number, limi
 }
 
 /**
- * writeAll for direct I/O (`fh` opened with O_DIRECT, `position` aligned): exactly `size` bytes of
- * the stream, copied into an aligned buffer of the pool and written a buffer at a time; the
- * unaligned tail of the part goes through `buffered()`. As in writeAll, the bytes that complete the
- * part are written only once the stream has ended, and nothing is written that the stream did not
- * deliver.
+ * writeAll for direct I/O (`fh` opened with O_DIRECT, `position` aligned): the stream copied into
+ * an aligned buffer of the pool and written a buffer at a time; an unaligned tail goes through
+ * `buffered()`. The limits are writeAll's: with `exact`, the bytes that complete the part are
+ * written only once the stream has ended. Nothing is written that the stream did not deliver.
  */
 async function writeAllDirect(
   source: Readable,
   fh: FileHandle,
   buffered: () => Promise<FileHandle>,
   position: number,
-  size: number,
+  limits: { exact?: number; max?: number },
   refused: () => void,
 ): Promise<number> {
+  const { exact, max = Number.POSITIVE_INFINITY } = limits;
+  const limit = Math.min(exact ?? Number.POSITIVE_INFINITY, max);
+  const tooMany = (count: number) => (exact !== undefined && exact <= max ? new PartLengthError(exact, count) : new BlobTooLargeError(max));
   const buffer = takeAlignedBuffer();
   const bytes = buffer.bytes;
   let count = 0;
@@ -379,20 +390,20 @@ async function writeAllDirect(
   try {
     for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       count += chunk.length;
-      if (count > size) throw new PartLengthError(size, count);
+      if (count > limit) throw tooMany(count);
       for (let from = 0; from < chunk.length; ) {
         const copied = chunk.copy(bytes, fill, from);
         fill += copied;
         from += copied;
         if (fill < bytes.length) continue;
-        // A full buffer; held back only when it completes the part (then no byte can follow).
-        if (written + fill === size) break;
+        // A full buffer; held back only when it completes an exact part (then no byte can follow).
+        if (written + fill === exact) break;
         await writeAligned(fh, buffered, bytes, fill, position + written, refused);
         written += fill;
         fill = 0;
       }
     }
-    if (count !== size) throw new PartLengthError(size, count);
+    if (exact !== undefined && count !== exact) throw new PartLengthError(exact, count);
     if (fill > 0) await writeAligned(fh, buffered, bytes, fill, position + written, refused);
     return count;
   } finally {
