@@ -35,7 +35,7 @@ export interface Config {
   readonly storageBackend: 'fs' | 's3';
   /** Absolute path; used by the fs backend. */
   readonly storageDir: string;
-  /** fs: write uploaded chunks with direct I/O where the filesystem allows it (storage/direct-io.ts). */
+  /** fs: write uploaded bytes with direct I/O where the filesystem allows it (storage/direct-io.ts). */
   readonly storageDirectIo: boolean;
   /** Present exactly when storageBackend is 's3'. */
   readonly s3: Readonly<S3Config> | null;

@@ -10,7 +10,8 @@
  *
  * Durability: every method that resolves "stored" has fsynced the data, and renames are followed
  * by an fsync of the directory, so a power loss cannot undo an acknowledged write. First writes of
- * parts go past the page cache (direct I/O, see direct-io.ts) where the filesystem allows it.
+ * parts and put() bodies go past the page cache (direct I/O, see direct-io.ts) where the
+ * filesystem allows it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -37,8 +38,8 @@ export interface FsBlobStoreOptions {
   /** Root directory; created on first use. */
   dir: string;
   /**
-   * Write staged parts with direct I/O (O_DIRECT) where the filesystem allows it (default true;
-   * see direct-io.ts). False writes everything through the page cache.
+   * Write staged parts and put() bodies with direct I/O (O_DIRECT) where the filesystem allows it
+   * (default true; see direct-io.ts). False writes everything through the page cache.
    */
   directIo?: boolean;
 }
