@@ -8,6 +8,7 @@ import { buffer } from 'node:stream/consumers';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
+import { HashThread } from '../../../server/src/services/resumable-sha256.ts';
 import { DIRECT_ALIGN, directIoWorks, O_DIRECT } from '../../../server/src/storage/direct-io.ts';
 import { describeBlobStoreConformance } from './conformance.ts';
 
@@ -298,6 +299,29 @@ describe('FsBlobStore direct I/O', () => {
       if (directIo) expect(cachedBytes(stored)!).toBeLessThanOrEqual(DIRECT_ALIGN);
       else expect(cachedBytes(stored)).toBeGreaterThanOrEqual(3 * MiB);
       expect((await readFile(stored)).equals(data)).toBe(true);
+    }
+  });
+
+  it.runIf(hasFincore && O_DIRECT !== undefined)('the hash thread reads staged parts back past the page cache too (directReads)', async () => {
+    const root = await tempDir();
+    const store = new FsBlobStore({ dir: root });
+    const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+    const data = randomBytes(4 * MiB);
+    const staged = await store.beginStaged(key, meta(data.length));
+    await store.putPart(staged, { index: 0, offset: 0, size: data.length, body: pieces(data), replace: false });
+    const file = stagingFile(root, key);
+    expect(cachedBytes(file)).toBe(0);
+    const direct = new HashThread({ lowPriority: false, directReads: true });
+    const buffered = new HashThread({ lowPriority: false, directReads: false });
+    try {
+      await direct.fold('d', file, { start: 0, end: data.length - 1 });
+      expect(await direct.digest('d', data.length)).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(cachedBytes(file)).toBe(0);
+      await buffered.fold('b', file, { start: 0, end: data.length - 1 });
+      expect(await buffered.digest('b', data.length)).toBe(createHash('sha256').update(data).digest('hex'));
+      expect(cachedBytes(file)).toBe(data.length); // the same read through the cache fills it
+    } finally {
+      await Promise.all([direct.close(), buffered.close()]);
     }
   });
 });
