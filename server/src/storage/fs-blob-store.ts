@@ -341,29 +341,58 @@ const WRITE_SLICE_PIECES = 512;
  * Nothing is written that the stream did not deliver; when it fails, the pieces not yet written
  * are dropped.
  */
-async function writeAll(source: Readable, fh: FileHandle, position: number, limits: { exact?: number; max?: number } = {}): Promise<number> {
-  const { exact, max = Number.POSITIVE_INFINITY } = limits;
-  const limit = Math.min(exact ?? Number.POSITIVE_INFINITY, max);
-  let count = 0;
+async function writeAll(source: Readable, fh: FileHandle, position: number, limits: WriteLimits = {}): Promise<number> {
+  const counter = new ByteCounter(limits);
   let pos = position;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     if (chunk.length === 0) continue;
-    count += chunk.length;
-    if (count > limit) throw exact !== undefined && exact <= max ? new PartLengthError(exact, count) : new BlobTooLargeError(max);
+    counter.add(chunk.length);
     pending.push(chunk);
     pendingBytes += chunk.length;
-    if ((pendingBytes >= WRITE_SLICE_BYTES || pending.length >= WRITE_SLICE_PIECES) && count !== exact) {
+    if ((pendingBytes >= WRITE_SLICE_BYTES || pending.length >= WRITE_SLICE_PIECES) && !counter.complete) {
       await writevAt(fh, pending, pos);
       pos += pendingBytes;
       pending = [];
       pendingBytes = 0;
     }
   }
-  if (exact !== undefined && count !== exact) throw new PartLengthError(exact, count);
+  counter.end();
   if (pendingBytes > 0) await writevAt(fh, pending, pos);
-  return count;
+  return counter.count;
+}
+
+/** writeAll's limits: `exact` bytes (PartLengthError otherwise), at most `max` (BlobTooLargeError). */
+type WriteLimits = { exact?: number; max?: number };
+
+/** Counts a stream's bytes against WriteLimits: too many throw at once, too few at `end()`. */
+class ByteCounter {
+  count = 0;
+  readonly exact: number | undefined;
+  private readonly max: number;
+  private readonly limit: number;
+
+  constructor(limits: WriteLimits) {
+    this.exact = limits.exact;
+    this.max = limits.max ?? Number.POSITIVE_INFINITY;
+    this.limit = Math.min(this.exact ?? Number.POSITIVE_INFINITY, this.max);
+  }
+
+  add(bytes: number): void {
+    this.count += bytes;
+    if (this.count <= this.limit) return;
+    throw this.exact !== undefined && this.exact <= this.max ? new PartLengthError(this.exact, this.count) : new BlobTooLargeError(this.max);
+  }
+
+  /** Whether an exact count has been reached (the bytes that complete a part: hold them back). */
+  get complete(): boolean {
+    return this.count === this.exact;
+  }
+
+  end(): void {
+    if (this.exact !== undefined && this.count !== this.exact) throw new PartLengthError(this.exact, this.count);
+  }
 }
 
 /**
@@ -377,36 +406,32 @@ async function writeAllDirect(
   fh: FileHandle,
   buffered: () => Promise<FileHandle>,
   position: number,
-  limits: { exact?: number; max?: number },
+  limits: WriteLimits,
   refused: () => void,
 ): Promise<number> {
-  const { exact, max = Number.POSITIVE_INFINITY } = limits;
-  const limit = Math.min(exact ?? Number.POSITIVE_INFINITY, max);
-  const tooMany = (count: number) => (exact !== undefined && exact <= max ? new PartLengthError(exact, count) : new BlobTooLargeError(max));
+  const counter = new ByteCounter(limits);
   const buffer = takeAlignedBuffer();
   const bytes = buffer.bytes;
-  let count = 0;
   let fill = 0;
   let written = 0;
   try {
     for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      count += chunk.length;
-      if (count > limit) throw tooMany(count);
+      counter.add(chunk.length);
       for (let from = 0; from < chunk.length; ) {
         const copied = chunk.copy(bytes, fill, from);
         fill += copied;
         from += copied;
         if (fill < bytes.length) continue;
         // A full buffer; held back only when it completes an exact part (then no byte can follow).
-        if (written + fill === exact) break;
+        if (written + fill === counter.exact) break;
         await writeAligned(fh, buffered, bytes, fill, position + written, refused);
         written += fill;
         fill = 0;
       }
     }
-    if (exact !== undefined && count !== exact) throw new PartLengthError(exact, count);
+    counter.end();
     if (fill > 0) await writeAligned(fh, buffered, bytes, fill, position + written, refused);
-    return count;
+    return counter.count;
   } finally {
     buffer.release();
   }
