@@ -13,7 +13,7 @@
  *   Seeing an organization or a space = being a member of the organization (or having a
  *   role on the space); seeing a product = view access.
  */
-import { wrap, type EntityData, type FilterQuery } from '@mikro-orm/core';
+import { wrap, type FilterQuery } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
 import {
   Organization,
@@ -154,12 +154,12 @@ class PrefetchedLookups<Row> {
     this.byCaller.set(user, { key, row });
   }
 
-  /** The remembered answer for `key`, once; undefined when there is none. */
-  take(user: Caller, key: string): { row: Row | undefined } | undefined {
+  /** The answer remembered for `key` (taken once), else what `query` finds. */
+  async answer(user: Caller, key: string, query: () => Promise<Row | undefined>): Promise<Row | undefined> {
     const prefetched = this.byCaller.get(user);
-    if (prefetched?.key !== key) return undefined;
+    if (prefetched?.key !== key) return query();
     this.byCaller.delete(user);
-    return prefetched;
+    return prefetched.row;
   }
 }
 
@@ -170,11 +170,11 @@ export function rememberSpaceLookup(user: Caller, slug: string, row: SpaceWithRo
   prefetchedSpaces.remember(user, slug, row?.s_id ? row : undefined);
 }
 
-async function spaceWithRoles(em: Em, user: Caller, slug: string): Promise<SpaceWithRolesRow | undefined> {
-  const prefetched = prefetchedSpaces.take(user, slug);
-  if (prefetched) return prefetched.row;
-  const [row] = await executeHot<SpaceWithRolesRow>(em, 'space_with_roles', SPACE_WITH_ROLES_SQL, [user.id, user.id, slug]);
-  return row;
+function spaceWithRoles(em: Em, user: Caller, slug: string): Promise<SpaceWithRolesRow | undefined> {
+  return prefetchedSpaces.answer(user, slug, async () => {
+    const [row] = await executeHot<SpaceWithRolesRow>(em, 'space_with_roles', SPACE_WITH_ROLES_SQL, [user.id, user.id, slug]);
+    return row;
+  });
 }
 
 /**
@@ -245,11 +245,6 @@ export function requireProductEdit(em: Em, user: Caller, productId: string): Pro
 }
 
 /**
- * The product's id and the caller's access to it in one query (the creator, the organization and
- * space roles, a grant), for hot paths that need no Product entity (every upload chunk). Same
- * rules and errors as requireProductEdit: none → 404, view → 403.
- */
-/**
  * The columns of a product access check (`products p` joined with its `spaces s`), aliased
  * `pa_*`; `userId` is the SQL for the user's id (a placeholder, or a column of the query).
  */
@@ -280,16 +275,17 @@ export function rememberProductLookup(user: Caller, productId: string, row: Prod
   prefetchedProducts.remember(user, productId, row?.pa_id ? row : undefined);
 }
 
-async function productAccessRow(em: Em, user: Caller, productId: string): Promise<ProductAccessRow | undefined> {
-  const prefetched = prefetchedProducts.take(user, productId);
-  if (prefetched) return prefetched.row;
-  const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId]);
-  return row;
+function productAccessRow(em: Em, user: Caller, productId: string): Promise<ProductAccessRow | undefined> {
+  return prefetchedProducts.answer(user, productId, async () => {
+    const [row] = await executeHot<ProductAccessRow>(em, 'product_access', PRODUCT_ACCESS_SQL, [user.id, user.id, user.id, productId]);
+    return row;
+  });
 }
 
 /**
  * Edit access to a product, from one statement and without loading the product (every chunk of an
- * upload runs this); when authentication already read it for this request, from that answer.
+ * upload runs this); when authentication already read it for this request, from that answer. Same
+ * rules and errors as requireProductEdit: none → 404, view → 403.
  */
 export async function requireProductEditId(em: Em, user: Caller, productId: string): Promise<{ productId: string; access: ProductAccess }> {
   if (!isUuid(productId)) throw productNotFound(productId);
