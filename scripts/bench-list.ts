@@ -25,7 +25,6 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { createApp } from '../server/src/app.ts';
 import { loadConfig } from '../server/src/config.ts';
@@ -37,7 +36,6 @@ import { openBlobStore } from '../server/src/storage/index.ts';
 import { storageOptions } from '../server/src/services/index.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODELS = Number(process.env.BENCH_MODELS ?? 100_000);
 const SPACES = 10;
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);

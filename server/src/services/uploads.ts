@@ -75,8 +75,6 @@ export const S3_MIN_CHUNK_SIZE = 5 * MiB;
 export const MAX_CHUNKS = 10_000;
 /** chunk_size_bytes and upload_chunks.size_bytes are 32-bit integer columns. */
 const MAX_CHUNK_SIZE = 2048 * MiB - MiB;
-/** Optimistic updates of a busy session (many chunks in parallel) retry this often. */
-const MAX_UPDATE_ATTEMPTS = 50;
 
 const WRITABLE = ['initialized', 'uploading'] as const;
 
