@@ -1,17 +1,11 @@
 /**
  * The one place that answers "may user U do X". Services call these; nothing else looks at
- * memberships or grants.
+ * memberships or grants. The rules (roles → levels) are accessLevels() in levels.ts; this module
+ * reads the roles (through the ORM, or through per-request SQL) and turns levels into 404/403.
  *
- * Levels (DESIGN.md "Access model"):
- * - space: org owner/admin → 'admin' of every space of the org; space admin → 'admin';
- *   editor → 'edit'; viewer → 'view'; an org member without a space role → 'see' (knows the
- *   space exists: 403, not 404); anybody else → 'none'. A space role counts even without an
- *   organization membership.
- * - product: max(space-derived: admin/edit → 'edit', view → 'view'; explicit ProductGrant;
- *   creator → 'edit').
- * - 404 vs 403: who cannot see a thing gets 404, who sees it but lacks the level gets 403.
- *   Seeing an organization or a space = being a member of the organization (or having a
- *   role on the space); seeing a product = view access.
+ * 404 vs 403: who cannot see a thing gets 404, who sees it but lacks the level gets 403. Seeing an
+ * organization or a space = being a member of the organization (or having a role on the space);
+ * seeing a product = view access.
  */
 import { wrap, type FilterQuery } from '@mikro-orm/core';
 import { errors } from '../errors.ts';
@@ -28,31 +22,9 @@ import {
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 import { executeHot } from '../persistence/raw.ts';
+import { accessLevels, atLeastProduct, atLeastSpace, type GrantAccess, type ProductAccess, type SpaceAccess } from './levels.ts';
 
-export type SpaceAccess = 'none' | 'see' | 'view' | 'edit' | 'admin';
-export type ProductAccess = 'none' | 'view' | 'edit';
-
-const SPACE_RANK: Record<SpaceAccess, number> = { none: 0, see: 1, view: 2, edit: 3, admin: 4 };
-const PRODUCT_RANK: Record<ProductAccess, number> = { none: 0, view: 1, edit: 2 };
-
-const maxSpace = (a: SpaceAccess, b: SpaceAccess): SpaceAccess => (SPACE_RANK[a] >= SPACE_RANK[b] ? a : b);
-const maxProduct = (a: ProductAccess, b: ProductAccess): ProductAccess => (PRODUCT_RANK[a] >= PRODUCT_RANK[b] ? a : b);
-
-export const atLeastSpace = (have: SpaceAccess, need: SpaceAccess) => SPACE_RANK[have] >= SPACE_RANK[need];
-export const atLeastProduct = (have: ProductAccess, need: ProductAccess) => PRODUCT_RANK[have] >= PRODUCT_RANK[need];
-
-function fromOrganizationRole(role: OrganizationRole | null | undefined): SpaceAccess {
-  if (role === 'owner' || role === 'admin') return 'admin';
-  return role === 'member' ? 'see' : 'none';
-}
-
-function fromSpaceRole(role: SpaceMembership['role'] | null | undefined): SpaceAccess {
-  return role === 'admin' ? 'admin' : role === 'editor' ? 'edit' : role === 'viewer' ? 'view' : 'none';
-}
-
-function spaceToProduct(level: SpaceAccess): ProductAccess {
-  return level === 'admin' || level === 'edit' ? 'edit' : level === 'view' ? 'view' : 'none';
-}
+export { atLeastProduct, atLeastSpace, accessLevels, type ProductAccess, type SpaceAccess } from './levels.ts';
 
 /** The user's role in the organization, or null for a non-member. */
 export async function organizationRole(em: Em, user: Caller, organization: Organization | string): Promise<OrganizationRole | null> {
@@ -67,7 +39,7 @@ export async function spaceAccess(em: Em, user: Caller, space: Space): Promise<S
     em.findOne(OrganizationMembership, { organization: space.organization.id, user: user.id }),
     em.findOne(SpaceMembership, { space: space.id, user: user.id }),
   ]);
-  return maxSpace(fromOrganizationRole(orgMembership?.role), fromSpaceRole(spaceMembership?.role));
+  return accessLevels({ organizationRole: orgMembership?.role, spaceRole: spaceMembership?.role }).space;
 }
 
 async function loadedSpace(em: Em, space: Space): Promise<Space> {
@@ -75,13 +47,15 @@ async function loadedSpace(em: Em, space: Space): Promise<Space> {
 }
 
 export async function productAccess(em: Em, user: Caller, product: Product): Promise<ProductAccess> {
-  if (product.created_by?.id === user.id) return 'edit';
+  // A creator's level needs no more lookups.
+  if (product.created_by?.id === user.id) return accessLevels({ creator: true }).product;
   const space = await loadedSpace(em, product.space);
-  const [fromSpace, grant] = await Promise.all([
-    spaceAccess(em, user, space),
+  const [orgMembership, spaceMembership, grant] = await Promise.all([
+    em.findOne(OrganizationMembership, { organization: space.organization.id, user: user.id }),
+    em.findOne(SpaceMembership, { space: space.id, user: user.id }),
     em.findOne(ProductGrant, { product: product.id, user: user.id }),
   ]);
-  return maxProduct(spaceToProduct(fromSpace), grant?.access ?? 'none');
+  return accessLevels({ organizationRole: orgMembership?.role, spaceRole: spaceMembership?.role, grant: grant?.access }).product;
 }
 
 // ─── guards for services: load by path parameter, check, throw 404/403 ──────────────────
@@ -195,7 +169,7 @@ export interface SpaceInfo {
 async function requireSpace(em: Em, user: Caller, slug: string, need: SpaceAccess, action: string): Promise<{ space: SpaceInfo; access: SpaceAccess }> {
   const row = await spaceWithRoles(em, user, slug);
   if (!row?.s_id) throw spaceNotFound(slug);
-  const access = maxSpace(fromOrganizationRole(row.org_role), fromSpaceRole(row.space_role));
+  const access = accessLevels({ organizationRole: row.org_role, spaceRole: row.space_role }).space;
   if (access === 'none') throw spaceNotFound(slug);
   if (!atLeastSpace(access, need)) {
     throw errors.forbidden(`You need ${need === 'view' ? 'a role on' : 'the editor or admin role in'} space '${slug}' to ${action}.`);
@@ -265,7 +239,7 @@ export interface ProductAccessRow {
   pa_created_by_id: string | null;
   pa_org_role: OrganizationRole | null;
   pa_space_role: SpaceMembership['role'] | null;
-  pa_grant_access: ProductAccess | null;
+  pa_grant_access: GrantAccess | null;
 }
 
 const prefetchedProducts = new PrefetchedLookups<ProductAccessRow>();
@@ -291,10 +265,12 @@ export async function requireProductEditId(em: Em, user: Caller, productId: stri
   if (!isUuid(productId)) throw productNotFound(productId);
   const found = await productAccessRow(em, user, productId.toLowerCase());
   if (!found?.pa_id) throw productNotFound(productId);
-  const access: ProductAccess =
-    found.pa_created_by_id === user.id
-      ? 'edit'
-      : maxProduct(spaceToProduct(maxSpace(fromOrganizationRole(found.pa_org_role), fromSpaceRole(found.pa_space_role))), found.pa_grant_access ?? 'none');
+  const access = accessLevels({
+    organizationRole: found.pa_org_role,
+    spaceRole: found.pa_space_role,
+    grant: found.pa_grant_access,
+    creator: found.pa_created_by_id === user.id,
+  }).product;
   if (access === 'none') throw productNotFound(productId);
   if (!atLeastProduct(access, 'edit')) throw errors.forbidden(`You need edit access on product '${found.pa_id}'.`);
   return { productId: found.pa_id, access };
@@ -308,7 +284,7 @@ export async function requireProductEditId(em: Em, user: Caller, productId: stri
  */
 export async function accessibleSpaceIdsInOrg(em: Em, user: Caller, organization: Organization): Promise<string[]> {
   const role = await organizationRole(em, user, organization);
-  if (role === 'owner' || role === 'admin') {
+  if (accessLevels({ organizationRole: role }).space === 'admin') {
     const spaces = await em.find(Space, { organization: organization.id }, { fields: ['id'] });
     return spaces.map((s) => s.id);
   }
