@@ -88,7 +88,7 @@ export class ArtifactService {
    */
   async openLocal(artifact: ModelArtifact, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number } | null> {
     const { storage } = this.deps;
-    if (!storage.openLocal) return null;
+    if (!storage.capabilities.localFiles) return null;
     try {
       return await storage.openLocal(artifact.storage_key, range);
     } catch (err) {
@@ -105,6 +105,7 @@ export class ArtifactService {
   /** A short-lived URL to redirect to, or null when the backend serves no URLs (fs). */
   async downloadUrl(artifact: ModelArtifact): Promise<string | null> {
     const { storage } = this.deps;
+    if (!storage.capabilities.presign) return null;
     const url = await storage.downloadUrl(artifact.storage_key, {
       fileName: artifact.file_name,
       contentType: artifact.content_type,

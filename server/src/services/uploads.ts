@@ -2,7 +2,7 @@
  * Chunked upload sessions: initiate, take chunks (any order, in parallel, from any process),
  * complete into an artifact, abort.
  *
- * Where the truth lives (DESIGN.md "Scale"): the session and its chunk list are rows; the bytes
+ * Where the truth lives (docs/architecture.md): the session and its chunk list are rows; the bytes
  * are in the BlobStore's staged upload (one sparse file on fs, a multipart upload on S3). Session
  * rows are only changed with conditional `nativeUpdate`s, so several processes can serve one upload:
  * - status / received_bytes: one atomic update per chunk (`received_bytes + size` for an index
@@ -185,10 +185,9 @@ export class UploadService {
 
   constructor(readonly deps: ServiceDeps) {
     // Staged bytes written past the page cache are read back the same way.
-    const directReads = deps.storage.directIo === true;
+    const directReads = deps.storage.capabilities.directIo;
     this.hashThreads = { running: new HashThread({ lowPriority: false, directReads }), saved: new HashThread({ lowPriority: true, directReads }) };
-    // Whether this backend keeps staged bytes in a local file (asked with a key of the right shape).
-    this.foldsStaged = deps.storage.localStagedPath({ key: artifactKey(randomUUID(), randomUUID()), uploadId: null }) !== null;
+    this.foldsStaged = deps.storage.capabilities.readStagedParts;
     this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged, (sessionId, index) => this.writes.get(sessionId)?.has(index) ?? false);
   }
 

@@ -15,7 +15,7 @@ export type StorageBackend = 'fs' | 's3';
 
 /**
  * Handle of a staged (chunked) upload. Persist both fields with the upload session: any process
- * can continue the upload from them (DESIGN.md "Scale").
+ * can continue the upload from them (docs/architecture.md, "Upload pipeline").
  */
 export interface StagedUpload {
   /** The blob's FINAL key: after commitStaged the bytes are readable under it. */
@@ -46,8 +46,31 @@ export interface PartInput {
   replace: boolean;
 }
 
+/**
+ * What a store can do beyond the common contract. Every member of BlobStore exists on every store;
+ * where a capability is false the member answers null instead (callers check the capability, or
+ * the null). The conformance suite holds each store to what it declares.
+ */
+export interface BlobStoreCapabilities {
+  /**
+   * localStagedPath names a local file holding a staged upload's stored parts at their offsets
+   * (fs); false: staged parts cannot be read before the commit (s3), localStagedPath answers null.
+   */
+  readonly readStagedParts: boolean;
+  /** downloadUrl answers short-lived presigned URLs (s3); false: it answers null (fs). */
+  readonly presign: boolean;
+  /** openLocal opens the blob's local file (fs); false: it answers null (s3), read with get(). */
+  readonly localFiles: boolean;
+  /**
+   * Staged parts are written with direct I/O (past the page cache) where the filesystem allows
+   * it, so readers of localStagedPath files should read the same way: the bytes are not cached.
+   */
+  readonly directIo: boolean;
+}
+
 export interface BlobStore {
   readonly backend: StorageBackend;
+  readonly capabilities: BlobStoreCapabilities;
 
   /**
    * Starts a staged (chunked) upload of `totalSize` bytes whose result will live at `key`.
@@ -87,19 +110,13 @@ export interface BlobStore {
   ): Promise<void>;
 
   /**
-   * The local file that holds a staged upload's bytes (fs: the staging file; parts sit at their
-   * offsets), or null when the staged bytes are not in a local file (s3: the parts of an unfinished
+   * With `capabilities.readStagedParts`: the local file that holds a staged upload's bytes (fs: the
+   * staging file; parts sit at their offsets); without: null (s3: the parts of an unfinished
    * multipart upload cannot be read at all). For readers of stored parts outside this store, e.g.
    * the upload service's digest of the chunks received so far, computed on another thread. Read
    * only ranges of parts recorded as stored; never write to it. The file disappears on commit/abort.
    */
   localStagedPath(staged: StagedUpload): string | null;
-
-  /**
-   * fs: whether staged parts are written with direct I/O (past the page cache) where the filesystem
-   * allows it. Readers of `localStagedPath` files then read the same way: the bytes are not cached.
-   */
-  readonly directIo?: boolean;
 
   /**
    * Discards staged bytes. Idempotent (an unknown/finished upload resolves). On S3 a failed
@@ -124,11 +141,12 @@ export interface BlobStore {
   get(key: string, range?: { start: number; end: number }): Promise<Readable>;
 
   /**
-   * Optional, local stores only (fs): the blob's open file, with the checks of get() (missing →
+   * With `capabilities.localFiles`: the blob's open file, with the checks of get() (missing →
    * BlobNotFoundError, `range.start` at or past the end → BlobRangeError). The caller reads it and
    * must close it. Lets a download reuse its read buffers instead of one new buffer per read.
+   * Without: null (after the same key checks), read with get().
    */
-  openLocal?(key: string, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number }>;
+  openLocal(key: string, range?: { start: number; end: number }): Promise<{ file: FileHandle; size: number } | null>;
 
   /** Size of a blob, or null when it does not exist. */
   head(key: string): Promise<{ size: number } | null>;
@@ -137,7 +155,7 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
 
   /**
-   * Short-lived URL a client can be redirected to, or null when the backend has none (fs).
+   * With `capabilities.presign`: a short-lived URL a client can be redirected to; without: null (fs).
    * s3: presigned GET that answers with `Content-Disposition: attachment` (see contentDisposition)
    * and the given Content-Type.
    */

@@ -27,6 +27,7 @@ import {
   StagedUploadNotFoundError,
   assertCompletePartList,
   type BlobStore,
+  type BlobStoreCapabilities,
   type PartInput,
   type StagedPart,
   type StagedUpload,
@@ -54,12 +55,14 @@ export class FsBlobStore implements BlobStore {
   /** Absolute root directory. */
   readonly root: string;
   readonly directIo: boolean;
+  readonly capabilities: BlobStoreCapabilities;
   private readonly stagingDir: string;
 
   constructor(options: FsBlobStoreOptions) {
     this.root = path.resolve(options.dir);
     this.stagingDir = path.join(this.root, STAGING_DIR);
     this.directIo = options.directIo ?? true;
+    this.capabilities = Object.freeze({ readStagedParts: true, presign: false, localFiles: true, directIo: this.directIo });
   }
 
   async beginStaged(key: string, opts: { totalSize: number; contentType: string }): Promise<StagedUpload> {

@@ -33,6 +33,7 @@ import {
   contentDisposition,
   feed,
   type BlobStore,
+  type BlobStoreCapabilities,
   type PartInput,
   type StagedPart,
   type StagedUpload,
@@ -62,6 +63,7 @@ const QUIET_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} 
 
 export class S3BlobStore implements BlobStore {
   readonly backend = 's3' as const;
+  readonly capabilities: BlobStoreCapabilities = Object.freeze({ readStagedParts: false, presign: true, localFiles: false, directIo: false });
   readonly bucket: string;
   readonly prefix: string;
   private readonly client: S3Client;
@@ -162,6 +164,12 @@ export class S3BlobStore implements BlobStore {
       if (isS3Error(err, 'NoSuchUpload')) throw new StagedUploadNotFoundError(staged.key, { cause: err });
       throw err;
     }
+  }
+
+  /** Blobs live in S3: downloads read them with get() (or are redirected to downloadUrl). */
+  async openLocal(key: string): Promise<null> {
+    this.objectKey(key); // same key checks as every other method
+    return null;
   }
 
   /** Staged parts live in S3, where an unfinished multipart upload cannot even be read. */

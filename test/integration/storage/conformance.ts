@@ -17,6 +17,7 @@ import {
   StagedAbortError,
   StagedUploadNotFoundError,
   type BlobStore,
+  type BlobStoreCapabilities,
   type StagedPart,
   type StagedUpload,
 } from '../../../server/src/storage/index.ts';
@@ -31,7 +32,9 @@ export interface ConformanceOptions {
   partSize: number;
   /** What uri(key) must return. */
   expectedUri(key: string): string;
-  /** null: downloadUrl must answer null. Otherwise how to fetch the URL it returns. */
+  /** What the store must declare; the suite then holds it to that. */
+  capabilities: BlobStoreCapabilities;
+  /** How to fetch a URL downloadUrl returns (needed with `capabilities.presign`). */
   fetchDownloadUrl: ((url: string) => Promise<Response>) | null;
   /** Behaviour of the local S3 test server that real S3 does not share; each one skips a check. */
   testServerQuirks?: {
@@ -339,23 +342,6 @@ export function describeBlobStoreConformance(options: ConformanceOptions): void 
         expect(await store.head(key)).toEqual({ size: data.length });
       });
 
-      it('names the local file of a staged upload (fs; its parts at their offsets), or null (s3)', async () => {
-        const key = newKey();
-        const data = stagedData();
-        const staged = await store.beginStaged(key, meta(data.length));
-        const parts = partsOf(data);
-        await sendPart(staged, parts[1]!);
-        const file = store.localStagedPath(staged);
-        if (store.backend === 's3') {
-          expect(file).toBeNull();
-        } else {
-          const onDisk = await readFile(file!);
-          expect(onDisk.length).toBe(data.length);
-          expect(onDisk.subarray(parts[1]!.offset, parts[1]!.offset + parts[1]!.size).equals(parts[1]!.bytes)).toBe(true);
-        }
-        await store.abortStaged(staged).catch(() => {});
-      });
-
       it('handles a 0-byte staged upload (no parts)', async () => {
         const key = newKey();
         const staged = await store.beginStaged(key, meta(0));
@@ -395,18 +381,69 @@ export function describeBlobStoreConformance(options: ConformanceOptions): void 
       });
     });
 
-    describe('URLs, URIs, health', () => {
-      it(options.fetchDownloadUrl ? 'gives a download URL serving the bytes as an attachment' : 'has no download URL', async () => {
+    describe('declared capabilities', () => {
+      const caps = options.capabilities;
+
+      it('declares what the backend can do', () => {
+        expect(store.capabilities).toEqual(caps);
+        expect(Object.isFrozen(store.capabilities)).toBe(true);
+        // Direct I/O only matters to readers of staged parts.
+        if (!caps.readStagedParts) expect(caps.directIo).toBe(false);
+      });
+
+      it(caps.readStagedParts ? 'names the local file of a staged upload, its parts at their offsets' : 'names no local file for a staged upload', async () => {
+        const key = newKey();
+        const data = stagedData();
+        const staged = await store.beginStaged(key, meta(data.length));
+        const parts = partsOf(data);
+        await sendPart(staged, parts[1]!);
+        const file = store.localStagedPath(staged);
+        if (!caps.readStagedParts) {
+          expect(file).toBeNull();
+        } else {
+          const onDisk = await readFile(file!);
+          expect(onDisk.length).toBe(data.length);
+          expect(onDisk.subarray(parts[1]!.offset, parts[1]!.offset + parts[1]!.size).equals(parts[1]!.bytes)).toBe(true);
+        }
+        await store.abortStaged(staged).catch(() => {});
+      });
+
+      it(caps.localFiles ? "opens a blob's local file, with get()'s checks" : 'opens no local file (after the key checks)', async () => {
+        const key = newKey();
+        const data = randomBytes(4096 + 17);
+        await store.put(key, bodyOf(data), { contentType: 'application/octet-stream' });
+        if (!caps.localFiles) {
+          expect(await store.openLocal(key)).toBeNull();
+          await expect(store.openLocal('../escape')).rejects.toBeInstanceOf(InvalidBlobKeyError);
+          return;
+        }
+        const whole = (await store.openLocal(key))!;
+        try {
+          expect(whole.size).toBe(data.length);
+          expect((await whole.file.readFile()).equals(data)).toBe(true);
+        } finally {
+          await whole.file.close();
+        }
+        const ranged = (await store.openLocal(key, { start: 100, end: 199 }))!;
+        await ranged.file.close();
+        expect(ranged.size).toBe(data.length);
+        await expect(store.openLocal(key, { start: data.length, end: data.length + 5 })).rejects.toBeInstanceOf(BlobRangeError);
+        await expect(store.openLocal(newKey())).rejects.toBeInstanceOf(BlobNotFoundError);
+        await expect(store.openLocal('../escape')).rejects.toBeInstanceOf(InvalidBlobKeyError);
+      });
+
+      it(caps.presign ? 'gives a download URL serving the bytes as an attachment' : 'has no download URL', async () => {
         const key = newKey();
         const data = randomBytes(2048);
         await store.put(key, bodyOf(data), { contentType: 'application/octet-stream' });
         const url = await store.downloadUrl(key, { fileName: 'modèle "v2".onnx', contentType: 'application/x-onnx', expiresInSeconds: 60 });
-        if (!options.fetchDownloadUrl) {
+        if (!caps.presign) {
           expect(url).toBeNull();
           return;
         }
         expect(url).toEqual(expect.any(String));
-        const res = await options.fetchDownloadUrl(url!);
+        expect(options.fetchDownloadUrl, 'a presigning store needs fetchDownloadUrl').not.toBeNull();
+        const res = await options.fetchDownloadUrl!(url!);
         expect(res.status).toBe(200);
         expect(res.headers.get('content-type')).toBe('application/x-onnx');
         expect(res.headers.get('content-disposition')).toBe(
@@ -414,7 +451,9 @@ export function describeBlobStoreConformance(options: ConformanceOptions): void 
         );
         expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
       });
+    });
 
+    describe('URLs, URIs, health', () => {
       it('builds the storage URI of a key', () => {
         const key = newKey();
         expect(store.uri(key)).toBe(options.expectedUri(key));
@@ -449,6 +488,7 @@ export function describeBlobStoreConformance(options: ConformanceOptions): void 
           () => store.commitStaged(staged, [{ index: 0, size: 1, etag: null }], meta(1)),
           () => store.abortStaged(staged),
           () => store.downloadUrl(key, { fileName: 'x', contentType: 'text/plain', expiresInSeconds: 60 }),
+          () => store.openLocal(key),
           async () => store.uri(key),
         ];
         for (const call of calls) await expect(call()).rejects.toBeInstanceOf(InvalidBlobKeyError);

@@ -36,6 +36,7 @@ describeBlobStoreConformance({
   },
   partSize: 256 * 1024,
   expectedUri: (key) => pathToFileURL(path.join(conformanceRoot, ...key.split('/'))).href,
+  capabilities: { readStagedParts: true, presign: false, localFiles: true, directIo: true },
   fetchDownloadUrl: null,
 });
 
@@ -54,6 +55,7 @@ describeBlobStoreConformance({
   },
   partSize: 256 * 1024,
   expectedUri: (key) => pathToFileURL(path.join(bufferedRoot, ...key.split('/'))).href,
+  capabilities: { readStagedParts: true, presign: false, localFiles: true, directIo: false },
   fetchDownloadUrl: null,
 });
 

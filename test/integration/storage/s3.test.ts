@@ -45,6 +45,7 @@ describeBlobStoreConformance({
   createBrokenStore: async () => storeOn(s3, { bucket: 'no-such-bucket' }),
   partSize: 5 * 1024 * 1024, // S3's minimum for every part but the last (s3rver does not check it)
   expectedUri: (key) => `s3://${s3.bucket}/${PREFIX}/${key}`,
+  capabilities: { readStagedParts: false, presign: true, localFiles: false, directIo: false },
   fetchDownloadUrl: (url) => {
     expect(url.startsWith(`${s3.endpoint}/${s3.bucket}/${PREFIX}/`)).toBe(true);
     return fetch(url.replace(s3.endpoint, lenientTwin.endpoint));
