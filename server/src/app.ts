@@ -20,7 +20,7 @@ import { apiDocument, openApiYaml } from './http/spec.ts';
 import { createHandlerTable } from './http/handlers/index.ts';
 import { multipartStorage } from './http/multipart.ts';
 import { createServices, type Services } from './services/index.ts';
-import type { OperationId, RequestContext as Ctx } from './http/types.ts';
+import { handlerFor, type OperationId, type RequestContext as Ctx } from './http/types.ts';
 import type { Caller } from './persistence/entities.ts';
 
 export const API_PREFIX = '/api/v1.0';
@@ -38,6 +38,8 @@ declare module 'express-serve-static-core' {
   interface Locals {
     requestId: string;
     log: Logger;
+    /** The request's own EntityManager fork. */
+    em: Em;
     user?: Caller;
   }
 }
@@ -67,6 +69,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, orm, storage, logger } = deps;
   const services = deps.services ?? createServices({ config, orm, storage, logger });
   const handlers = createHandlerTable(services, config);
+  const isOperationId = (id: string): id is OperationId => Object.hasOwn(handlers, id);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -116,8 +119,14 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('application/yaml').send(openApiYaml());
   });
 
-  // One EntityManager fork per request (never the global one).
-  app.use((_req, _res, next) => RequestContext.create(orm.em, next));
+  // One EntityManager fork per request (never the global one), on res.locals for whatever runs
+  // before the dispatcher (authentication, the multipart parser).
+  app.use((_req, res, next) =>
+    RequestContext.create(orm.em, () => {
+      res.locals.em = orm.em.getContext() as Em;
+      next();
+    }),
+  );
 
   // Authentication for everything under the prefix; the document above is the one public path.
   app.use(API_PREFIX, async (req: Request, res: Response, next: NextFunction) => {
@@ -125,7 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
     try {
       const header = req.get('Authorization') ?? '';
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      res.locals.user = await authenticate(orm.em.getContext() as Em, match?.[1], new Date(), {
+      res.locals.user = await authenticate(res.locals.em, match?.[1], new Date(), {
         spaceSlug: spaceSlugOf(req.path),
         productId: uploadProductOf(req.path),
       });
@@ -142,7 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(
     OpenApiValidator.middleware({
-      apiSpec: apiDocument() as never,
+      apiSpec: apiDocument(),
       validateApiSpec: false,
       validateRequests: { allowUnknownQueryParameters: false, removeAdditional: false },
       validateResponses: config.validateResponses ? { removeAdditional: false } : false,
@@ -161,15 +170,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(API_PREFIX, async (req: Request, res: Response, next: NextFunction) => {
     const openapi = (req as Request & { openapi?: { schema?: { operationId?: string }; pathParams?: Record<string, string> } })
       .openapi;
-    const operationId = openapi?.schema?.operationId as OperationId | undefined;
-    const handler = operationId ? handlers[operationId] : undefined;
-    if (!handler) return next();
+    const operationId = openapi?.schema?.operationId;
+    if (operationId === undefined || !isOperationId(operationId)) return next();
+    const handler = handlerFor(handlers, operationId);
     const user = res.locals.user;
     if (!user && !PUBLIC_API_PATHS.has(req.path)) return next(errors.unauthenticated());
     // This middleware is mounted without a route pattern: take the path parameters the validator matched.
     req.params = { ...(openapi?.pathParams ?? {}) };
     const ctx: Ctx = {
-      em: orm.em.getContext() as Ctx['em'],
+      em: res.locals.em,
       user: user as Caller,
       log: res.locals.log,
       requestId: res.locals.requestId,

@@ -13,18 +13,36 @@ export type OperationId = keyof operations;
 
 type JsonContent<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 
-/** The JSON request body of an operation. */
-export type RequestBody<Op extends OperationId> = operations[Op] extends { requestBody?: infer RB }
-  ? JsonContent<NonNullable<RB>>
-  : never;
+/** A form body as the multipart parser leaves it: the text fields; the file part is stored apart. */
+type FormContent<T> = T extends { content: { 'multipart/form-data': infer B } } ? Partial<B> : never;
 
-/** Path parameters of an operation. */
-export type PathParams<Op extends OperationId> = operations[Op]['parameters'] extends { path: infer P } ? P : never;
+type BodyContent<T> = JsonContent<T> | FormContent<T>;
+
+/**
+ * The request body of an operation as the validator lets it through: the JSON body, or the text
+ * fields of a form; `undefined` too where the body is optional, and for operations without one.
+ */
+export type RequestBody<Op extends OperationId> = operations[Op] extends { requestBody: infer RB }
+  ? BodyContent<RB>
+  : operations[Op] extends { requestBody?: infer RB }
+    ? BodyContent<NonNullable<RB>> | undefined
+    : undefined;
+
+/** Path parameters of an operation, with the types of the spec. */
+export type PathParams<Op extends OperationId> = operations[Op]['parameters'] extends { path: infer P } ? P : Record<string, never>;
+
+/**
+ * Path parameters as a handler receives them: the validator checked them against the spec, but
+ * they stay the strings of the path (an integer parameter is still to be converted).
+ */
+export type RawPathParams<Op extends OperationId> = { [K in keyof PathParams<Op>]: string };
 
 /** Query parameters of an operation (after the validator coerced and defaulted them). */
 export type QueryParams<Op extends OperationId> = operations[Op]['parameters'] extends { query?: infer Q }
-  ? NonNullable<Q>
-  : never;
+  ? [NonNullable<Q>] extends [never]
+    ? Record<string, never>
+    : NonNullable<Q>
+  : Record<string, never>;
 
 /** Documented statuses of an operation. */
 export type StatusOf<Op extends OperationId> = keyof operations[Op]['responses'] & number;
@@ -41,10 +59,29 @@ export interface RequestContext {
   requestId: string;
 }
 
-export type Handler = (req: Request, res: Response, ctx: RequestContext) => Promise<void>;
+/** The request of one operation, as the validator passed it: typed path parameters, query and body. */
+export type OperationRequest<Op extends OperationId> = Request<RawPathParams<Op>, unknown, RequestBody<Op>, QueryParams<Op>>;
 
-/** One handler per operationId: the compiler refuses a table that misses an operation. */
-export type HandlerTable = { [Op in OperationId]: Handler };
+/** The handler of one operation. */
+export type Handler<Op extends OperationId> = (req: OperationRequest<Op>, res: Response, ctx: RequestContext) => Promise<void>;
+
+/**
+ * One handler per operationId, each typed by its own operation: the compiler refuses a table that
+ * misses an operation, and a handler that reads a parameter or field its operation does not have.
+ */
+export type HandlerTable = { [Op in OperationId]: Handler<Op> };
+
+/** What the dispatcher calls: the handler of `operationId` on a request the validator has checked. */
+export type CheckedHandler = (req: Request, res: Response, ctx: RequestContext) => Promise<void>;
+
+/**
+ * The handler of an operation, for the dispatcher. The one place where a checked request becomes
+ * its operation's request: the validator matched `operationId` and checked the request against it.
+ */
+export function handlerFor<Op extends OperationId>(table: HandlerTable, operationId: Op): CheckedHandler {
+  const handler: Handler<Op> = table[operationId];
+  return (req, res, ctx) => handler(req as OperationRequest<Op>, res, ctx);
+}
 
 /** Sends a documented JSON response, type-checked against the spec. */
 export function sendJson<Op extends OperationId, S extends StatusOf<Op>>(

@@ -227,7 +227,7 @@ export class ArtifactService {
         metadata,
         uploaded_by: user.id,
         uploaded_at: now,
-      } as never);
+      });
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: now });
       return created;
     });

@@ -191,7 +191,7 @@ export class ModelService {
         deployment_status: body.deployment_status ?? 'development',
         is_archived: false,
         created_by: user.id,
-      } as never);
+      });
       try {
         await tx.flush();
       } catch (err) {
@@ -213,7 +213,7 @@ export class ModelService {
           throw slugTaken(changes.slug as string, product.space.slug);
         }
       }
-      em.assign(product, changes as never);
+      em.assign(product, changes);
       // A PATCH that sets values equal to the current ones still counts as an update.
       product.updated_at = new Date();
       try {

@@ -329,7 +329,7 @@ export class UploadService {
         hash_broken: false,
         created_by: user.id,
         expires_at: new Date(now.getTime() + config.uploadSessionTtlSeconds * 1000),
-      } as never);
+      });
       await em.flush();
       return await this.response(em, session, []);
     } catch (err) {
@@ -650,7 +650,7 @@ export class UploadService {
           metadata: session.metadata ?? null,
           uploaded_by: user.id,
           uploaded_at: now,
-        } as never);
+        });
         await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
         return created;
       });

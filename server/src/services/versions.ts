@@ -70,7 +70,7 @@ export class VersionService {
         release_date: body.release_date ?? null,
         notes: body.notes ?? null,
         is_current: isCurrent,
-      } as never);
+      });
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: new Date() });
       return created;
     });

@@ -5,38 +5,36 @@ import { pipeline } from 'node:stream/promises';
 import { errors } from '../../errors.ts';
 import type { ModelArtifact } from '../../persistence/entities.ts';
 import type { Services } from '../../services/index.ts';
-import type { ArtifactMultipartFields } from '../../services/artifacts.ts';
 import { artifactPath } from '../../services/uploads.ts';
 import { contentDisposition } from '../../storage/index.ts';
 import { ifNoneMatchMatches, parseRange } from '../conditional.ts';
 import { storedFileOf } from '../multipart.ts';
-import { sendJson, type Handler, type PathParams, type RequestContext } from '../types.ts';
+import { sendJson, type Handler, type RequestContext } from '../types.ts';
 
 export function artifactHandlers(services: Services) {
   const { config } = services.artifacts.deps;
-  const listModelArtifacts: Handler = async (req, res, ctx) => {
-    const { product_id } = req.params as PathParams<'listModelArtifacts'>;
-    sendJson(res, 'listModelArtifacts', 200, await services.artifacts.list(ctx.em, ctx.user, product_id));
+  const listModelArtifacts: Handler<'listModelArtifacts'> = async (req, res, ctx) => {
+    sendJson(res, 'listModelArtifacts', 200, await services.artifacts.list(ctx.em, ctx.user, req.params.product_id));
   };
 
-  const getModelArtifact: Handler = async (req, res, ctx) => {
-    const { product_id, artifact_id } = req.params as PathParams<'getModelArtifact'>;
+  const getModelArtifact: Handler<'getModelArtifact'> = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params;
     sendJson(res, 'getModelArtifact', 200, await services.artifacts.get(ctx.em, ctx.user, product_id, artifact_id));
   };
 
-  const deleteModelArtifact: Handler = async (req, res, ctx) => {
-    const { product_id, artifact_id } = req.params as PathParams<'deleteModelArtifact'>;
+  const deleteModelArtifact: Handler<'deleteModelArtifact'> = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params;
     await services.artifacts.remove(ctx.em, ctx.user, product_id, artifact_id);
     res.status(204).end();
   };
 
-  const createModelArtifact: Handler = async (req, res, ctx) => {
-    const { product_id } = req.params as PathParams<'createModelArtifact'>;
+  const createModelArtifact: Handler<'createModelArtifact'> = async (req, res, ctx) => {
+    const { product_id } = req.params;
     const file = storedFileOf(req);
     if (!file) {
       throw errors.validation('The multipart request needs a `file` part.', [{ loc: ['body', 'file'], msg: 'is required', type: 'required' }]);
     }
-    const { file: _placeholder, ...fields } = req.body as ArtifactMultipartFields & { file?: unknown };
+    const { file: _placeholder, ...fields } = req.body;
     const artifact = await services.artifacts.createFromMultipart(ctx.em, ctx.user, product_id, file.stored, fields);
     file.claim();
     res.setHeader('Location', artifactPath(artifact.product_id, artifact.id));
@@ -45,9 +43,10 @@ export function artifactHandlers(services: Services) {
 
   const redirectMode = config.storageBackend === 's3' && config.s3?.downloadMode === 'redirect';
 
-  const download = (method: 'GET' | 'HEAD'): Handler =>
-    async function (req: Request, res: Response, ctx: RequestContext) {
-      const { product_id, artifact_id } = req.params as PathParams<'downloadModelArtifact'>;
+  /** GET and HEAD of a download take the same parameters: one handler serves both operations. */
+  const download = (method: 'GET' | 'HEAD'): Handler<'downloadModelArtifact'> & Handler<'headModelArtifact'> =>
+    async function (req, res, ctx) {
+      const { product_id, artifact_id } = req.params;
       const artifact = await services.artifacts.findDownloadable(ctx.em, ctx.user, product_id, artifact_id);
       const etag = `"${artifact.sha256}"`;
       if (ifNoneMatchMatches(req.get('If-None-Match'), etag)) {

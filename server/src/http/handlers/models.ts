@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import type { Services } from '../../services/index.ts';
 import type { ModelPage } from '../../services/models.ts';
 import type { Config } from '../../config.ts';
-import { sendJson, type Handler, type ResponseBody, type PathParams, type QueryParams, type RequestBody } from '../types.ts';
+import { sendJson, type Handler, type ResponseBody } from '../types.ts';
 
 const PREFIX = '/api/v1.0';
 
@@ -21,35 +21,26 @@ export function modelHandlers(services: Services, config: Config) {
     else res.status(200).type('application/json; charset=utf-8').send(page.body);
   };
 
-  const listSpaceModels: Handler = async (req, res, ctx) => {
-    const { slug } = req.params as PathParams<'listSpaceModels'>;
-    sendPage(res, 'listSpaceModels', await services.models.listSpace(ctx.em, ctx.user, slug, req.query as QueryParams<'listSpaceModels'>));
+  const listSpaceModels: Handler<'listSpaceModels'> = async (req, res, ctx) => {
+    sendPage(res, 'listSpaceModels', await services.models.listSpace(ctx.em, ctx.user, req.params.slug, req.query));
   };
 
-  const listOrganizationModels: Handler = async (req, res, ctx) => {
-    const { slug } = req.params as PathParams<'listOrganizationModels'>;
-    sendPage(
-      res,
-      'listOrganizationModels',
-      await services.models.listOrganization(ctx.em, ctx.user, slug, req.query as QueryParams<'listOrganizationModels'>),
-    );
+  const listOrganizationModels: Handler<'listOrganizationModels'> = async (req, res, ctx) => {
+    sendPage(res, 'listOrganizationModels', await services.models.listOrganization(ctx.em, ctx.user, req.params.slug, req.query));
   };
 
-  const createSpaceModel: Handler = async (req, res, ctx) => {
-    const { slug } = req.params as PathParams<'createSpaceModel'>;
-    const model = await services.models.create(ctx.em, ctx.user, slug, req.body as RequestBody<'createSpaceModel'>);
+  const createSpaceModel: Handler<'createSpaceModel'> = async (req, res, ctx) => {
+    const model = await services.models.create(ctx.em, ctx.user, req.params.slug, req.body);
     res.setHeader('Location', `${PREFIX}/catalog/products/${model.id}/model-repository`);
     sendJson(res, 'createSpaceModel', 201, model);
   };
 
-  const getModel: Handler = async (req, res, ctx) => {
-    const { product_id } = req.params as PathParams<'getModel'>;
-    sendJson(res, 'getModel', 200, await services.models.get(ctx.em, ctx.user, product_id));
+  const getModel: Handler<'getModel'> = async (req, res, ctx) => {
+    sendJson(res, 'getModel', 200, await services.models.get(ctx.em, ctx.user, req.params.product_id));
   };
 
-  const updateModel: Handler = async (req, res, ctx) => {
-    const { product_id } = req.params as PathParams<'updateModel'>;
-    const model = await services.models.update(ctx.em, ctx.user, product_id, req.body as RequestBody<'updateModel'>);
+  const updateModel: Handler<'updateModel'> = async (req, res, ctx) => {
+    const model = await services.models.update(ctx.em, ctx.user, req.params.product_id, req.body);
     sendJson(res, 'updateModel', 200, model);
   };
 

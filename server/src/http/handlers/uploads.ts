@@ -2,7 +2,7 @@
 import type { Request, Response } from 'express';
 import type { Services } from '../../services/index.ts';
 import { artifactPath, uploadPath } from '../../services/uploads.ts';
-import { sendJson, type Handler, type PathParams, type RequestBody } from '../types.ts';
+import { sendJson, type Handler } from '../types.ts';
 
 /** How long, and for how many bytes, a refused chunk's connection keeps discarding its body. */
 const LINGER_MS = 5_000;
@@ -48,26 +48,25 @@ function contentLengthOf(req: Request): number | undefined {
 }
 
 export function uploadHandlers(services: Services) {
-  const initiateArtifactUpload: Handler = async (req, res, ctx) => {
-    const { product_id } = req.params as PathParams<'initiateArtifactUpload'>;
-    const session = await services.uploads.initiate(ctx.em, ctx.user, product_id, req.body as RequestBody<'initiateArtifactUpload'>);
+  const initiateArtifactUpload: Handler<'initiateArtifactUpload'> = async (req, res, ctx) => {
+    const session = await services.uploads.initiate(ctx.em, ctx.user, req.params.product_id, req.body);
     res.setHeader('Location', uploadPath(session.product_id, session.id));
     sendJson(res, 'initiateArtifactUpload', 201, session);
   };
 
-  const getArtifactUpload: Handler = async (req, res, ctx) => {
-    const { product_id, upload_id } = req.params as PathParams<'getArtifactUpload'>;
+  const getArtifactUpload: Handler<'getArtifactUpload'> = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params;
     sendJson(res, 'getArtifactUpload', 200, await services.uploads.get(ctx.em, ctx.user, product_id, upload_id));
   };
 
-  const abortArtifactUpload: Handler = async (req, res, ctx) => {
-    const { product_id, upload_id } = req.params as PathParams<'abortArtifactUpload'>;
+  const abortArtifactUpload: Handler<'abortArtifactUpload'> = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params;
     await services.uploads.abort(ctx.em, ctx.user, product_id, upload_id);
     res.status(204).end();
   };
 
-  const uploadArtifactChunk: Handler = async (req, res, ctx) => {
-    const { product_id, upload_id, chunk_index } = req.params as unknown as Record<keyof PathParams<'uploadArtifactChunk'>, string>;
+  const uploadArtifactChunk: Handler<'uploadArtifactChunk'> = async (req, res, ctx) => {
+    const { product_id, upload_id, chunk_index } = req.params;
     try {
       const session = await services.uploads.putChunk(ctx.em, ctx.user, product_id, upload_id, Number(chunk_index), req, {
         contentLength: contentLengthOf(req),
@@ -80,9 +79,9 @@ export function uploadHandlers(services: Services) {
     }
   };
 
-  const completeArtifactUpload: Handler = async (req, res, ctx) => {
-    const { product_id, upload_id } = req.params as PathParams<'completeArtifactUpload'>;
-    const body = req.body as RequestBody<'completeArtifactUpload'> | undefined;
+  const completeArtifactUpload: Handler<'completeArtifactUpload'> = async (req, res, ctx) => {
+    const { product_id, upload_id } = req.params;
+    const body = req.body;
     const { artifact, created } = await services.uploads.complete(
       ctx.em,
       ctx.user,
