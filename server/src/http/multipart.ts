@@ -1,37 +1,25 @@
 /**
- * multer storage engine for the single-request artifact upload (createModelArtifact). It checks
- * that the caller may edit the product BEFORE a byte is stored, then streams the `file` part
- * straight into the BlobStore while hashing it — the file is never held in memory. The handler
- * (handlers/artifacts.ts) checks the other fields and creates the artifact; whatever goes wrong
- * after the bytes were stored (a field error, a checksum mismatch, a multer limit, a validator
- * error), the stored object is deleted when the response ends unless the handler claimed it.
+ * The multer storage engine of the single-request artifact upload (createModelArtifact): the glue
+ * between the multipart parser and the artifact service. multer hands over the `file` part while
+ * the body is still streaming; the service (ArtifactService.storeFilePart) checks access with the
+ * request's EntityManager before a byte is stored, then streams the part into the BlobStore. The
+ * handler (handlers/artifacts.ts) has the service create the artifact from the other fields.
+ * Whatever goes wrong after the bytes were stored (a field error, a checksum mismatch, a multer
+ * limit, a validator error), the stored bytes are discarded when the response ends unless the
+ * handler claimed them.
  */
-import { createHash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import type { Request } from 'express';
 import type { StorageEngine } from 'multer';
 import * as OpenApiValidator from 'express-openapi-validator';
 import { AppError, errors } from '../errors.ts';
 import type { Services } from '../services/index.ts';
 import type { StoredFile } from '../services/artifacts.ts';
-import { feed } from '../storage/index.ts';
 
 /** What the engine adds to multer's file object. */
 export interface MultipartFile {
   stored: StoredFile;
-  /** The artifact row now owns the bytes: do not delete them when the response ends. */
+  /** The artifact row now owns the bytes: do not discard them when the response ends. */
   claim(): void;
-}
-
-class HashingStream extends Transform {
-  private readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 /**
@@ -45,49 +33,31 @@ function forValidator(err: unknown): Error {
   return wrapped;
 }
 
+/** The product id of the path the validator matched (the engine runs before the dispatcher sets req.params). */
+function productIdOf(req: Request): string {
+  const matched = (req as Request & { openapi?: { pathParams?: Record<string, string> } }).openapi;
+  return matched?.pathParams?.product_id ?? '';
+}
+
 export function multipartStorage(services: Services): StorageEngine {
-  const { orm, storage } = services.artifacts.deps;
+  const artifacts = services.artifacts;
 
   async function store(req: Request, file: Express.Multer.File): Promise<MultipartFile> {
-    if (file.fieldname !== 'file') {
-      throw errors.validation(`Unexpected file part '${file.fieldname}': send the artifact as the part named 'file'.`, [
-        { loc: ['body', file.fieldname], msg: 'is not a file field', type: 'additionalProperties' },
-      ]);
-    }
     const res = req.res;
     const user = res?.locals.user;
     if (!res || !user) throw errors.unauthenticated();
-    const productId = (req as Request & { openapi?: { pathParams?: Record<string, string> } }).openapi?.pathParams?.product_id ?? '';
-    const target = await services.artifacts.prepareMultipart(orm.em.fork(), user, productId);
-
-    const hashing = new HashingStream();
-    hashing.on('error', () => {}); // surfaced by storage.put, which may start listening late
-    const detach = feed(file.stream, hashing);
-    let size: number;
-    try {
-      ({ size } = await storage.put(target.key, hashing, {
-        contentType: file.mimetype || 'application/octet-stream',
-        maxBytes: target.maxBytes,
-      }));
-    } catch (err) {
-      throw services.artifacts.tooLarge(err);
-    } finally {
-      detach();
-    }
+    const stored = await artifacts.storeFilePart(res.locals.em, user, productIdOf(req), {
+      fieldName: file.fieldname,
+      stream: file.stream,
+      originalName: file.originalname,
+      mimeType: file.mimetype,
+    });
     let claimed = false;
     res.once('close', () => {
-      if (!claimed) void storage.delete(target.key).catch(() => {});
+      if (!claimed) void artifacts.discardStoredFile(stored).catch(() => {});
     });
     return {
-      stored: {
-        key: target.key,
-        artifactId: target.artifactId,
-        productId: target.productId,
-        size,
-        sha256: hashing.hex(),
-        originalName: file.originalname,
-        mimeType: file.mimetype,
-      },
+      stored,
       claim: () => {
         claimed = true;
       },
@@ -108,7 +78,7 @@ export function multipartStorage(services: Services): StorageEngine {
     _removeFile(_req, file, cb) {
       const stored = (file as Express.Multer.File & Partial<MultipartFile>).stored;
       if (!stored) return cb(null);
-      storage.delete(stored.key).then(
+      artifacts.discardStoredFile(stored).then(
         () => cb(null),
         (err: unknown) => cb(err as Error),
       );

@@ -2,16 +2,16 @@
  * Stored artifacts: list, read, download, delete, and the single-request (multipart) upload.
  * The chunked upload that creates most artifacts lives in uploads.ts.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductView } from '../access/index.ts';
 import { LIMITS, ModelArtifact, Product, type Caller } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
-import { BlobNotFoundError, BlobTooLargeError } from '../storage/index.ts';
+import { BlobNotFoundError, BlobTooLargeError, feed } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
@@ -27,7 +27,17 @@ const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#
 
 const artifactNotFound = (id: string) => errors.notFound(`Artifact '${id}' was not found.`);
 
-/** A file part already streamed into storage by the multipart engine (http/multipart.ts). */
+/** The `file` part of a multipart request, as the parser hands it over while the body streams. */
+export interface FilePart {
+  /** The part's form field name: only `file` is an artifact. */
+  fieldName: string;
+  stream: Readable;
+  /** The part's own file name and type, the defaults of `file_name` and `content_type`. */
+  originalName: string;
+  mimeType: string;
+}
+
+/** A file part already streamed into storage by storeFilePart. */
 export interface StoredFile {
   key: string;
   artifactId: string;
@@ -146,25 +156,54 @@ export class ArtifactService {
   }
 
   // ─── single-request upload ─────────────────────────────────────────────────────────────
+  //
+  // Two steps, because the bytes stream in while the request is still being parsed: storeFilePart
+  // checks access and streams the file part into storage, hashing it (never held in memory); once
+  // the whole form is read, createFromMultipart checks the other fields and creates the artifact.
+  // Bytes stored for a request that creates no artifact are removed with discardStoredFile.
 
-  /** Checked by the multipart engine before it stores a byte. */
-  async prepareMultipart(em: Em, user: Caller, productId: string): Promise<{ productId: string; artifactId: string; key: string; maxBytes: number }> {
+  /**
+   * Streams the file part into storage under a new artifact id, after checking (with the request's
+   * EntityManager) that the caller may edit the product: nothing is stored for a caller who may not.
+   */
+  async storeFilePart(em: Em, user: Caller, productId: string, part: FilePart): Promise<StoredFile> {
+    if (part.fieldName !== 'file') {
+      throw errors.validation(`Unexpected file part '${part.fieldName}': send the artifact as the part named 'file'.`, [
+        { loc: ['body', part.fieldName], msg: 'is not a file field', type: 'additionalProperties' },
+      ]);
+    }
     const { product } = await requireProductEdit(em, user, productId);
     const artifactId = randomUUID();
-    return { productId: product.id, artifactId, key: artifactKey(product.id, artifactId), maxBytes: this.deps.config.maxArtifactSizeBytes };
+    const key = artifactKey(product.id, artifactId);
+    const { storage, config } = this.deps;
+    const hashing = new HashingStream();
+    hashing.on('error', () => {}); // surfaced by storage.put, which may start listening late
+    const detach = feed(part.stream, hashing);
+    let size: number;
+    try {
+      ({ size } = await storage.put(key, hashing, {
+        contentType: part.mimeType || 'application/octet-stream',
+        maxBytes: config.maxArtifactSizeBytes,
+      }));
+    } catch (err) {
+      if (err instanceof BlobTooLargeError) {
+        throw errors.payloadTooLarge(`The file is larger than this server's maximum artifact size of ${config.maxArtifactSizeBytes} bytes.`);
+      }
+      throw err;
+    } finally {
+      detach();
+    }
+    return { key, artifactId, productId: product.id, size, sha256: hashing.hex(), originalName: part.originalName, mimeType: part.mimeType };
   }
 
-  /** A stored file exceeding the limit: map the storage error. */
-  tooLarge(err: unknown): unknown {
-    if (err instanceof BlobTooLargeError) {
-      return errors.payloadTooLarge(`The file is larger than this server's maximum artifact size of ${this.deps.config.maxArtifactSizeBytes} bytes.`);
-    }
-    return err;
+  /** Removes the bytes of a stored file part no artifact took. */
+  async discardStoredFile(file: StoredFile): Promise<void> {
+    await this.deps.storage.delete(file.key);
   }
 
   /**
-   * Creates the artifact for a file the multipart engine stored, after checking the other form
-   * fields. The caller deletes the stored bytes when this throws.
+   * Creates the artifact for a file storeFilePart stored, after checking the other form fields.
+   * The caller discards the stored bytes when this throws.
    */
   async createFromMultipart(em: Em, user: Caller, productId: string, file: StoredFile, fields: ArtifactMultipartFields): Promise<ModelArtifactResponse> {
     const { product } = await requireProductEdit(em, user, productId);
@@ -232,5 +271,17 @@ export class ArtifactService {
       return created;
     });
     return artifactResponse(artifact);
+  }
+}
+
+/** Passes bytes through, hashing them with SHA-256 on the way. */
+class HashingStream extends Transform {
+  private readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    done(null, chunk);
+  }
+  hex(): string {
+    return this.hash.digest('hex');
   }
 }
