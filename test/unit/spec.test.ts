@@ -135,7 +135,7 @@ const SEED_ARTIFACT_KINDS = ['model_binary', 'weights', 'checkpoint', 'adapter',
 const SEED_UPLOAD_STATUSES = ['initialized', 'uploading', 'completed', 'failed', 'expired'];
 const SEED_ARTIFACT_STATUSES = ['available', 'deleted', 'failed'];
 
-/** Operations that need no API key (DESIGN.md: the document and the health checks). */
+/** Operations that need no API key (the document and the health checks; their descriptions in the spec say so). */
 const PUBLIC_OPERATIONS = ['getOpenApiDocument', 'getHealth', 'getReadiness'];
 
 /**

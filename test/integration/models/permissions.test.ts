@@ -1,5 +1,5 @@
 /**
- * The access model of DESIGN.md, as a matrix: every kind of caller × every operation on model
+ * The access model (docs/architecture.md, "Access model"), as a matrix: every kind of caller × every operation on model
  * records, with the 404-vs-403 rule (who cannot see a thing gets 404; who sees it but lacks
  * the level gets 403), and the rows a refused request must leave alone.
  */
