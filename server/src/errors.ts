@@ -70,12 +70,12 @@ export const errors = {
     new AppError(404, ErrorCode.artifactFileNotFound, 'Not Found', 'Artifact file not found'),
   conflict: (detail: string) => new AppError(409, ErrorCode.conflict, 'Conflict', detail),
   slugConflict: (detail: string) => new AppError(409, ErrorCode.slugConflict, 'Conflict', detail),
-  uploadIncomplete: (missing: number[]) =>
+  uploadIncomplete: (missing: number[], detail = `Upload is missing ${missing.length} chunk(s): ${summarizeIndexes(missing)}`) =>
     new AppError(
       409,
       ErrorCode.uploadIncomplete,
       'Conflict',
-      `Upload is missing ${missing.length} chunk(s): ${summarizeIndexes(missing)}`,
+      detail,
       missing.slice(0, 1000).map((i) => ({ loc: ['chunks', i], msg: 'chunk not received', type: 'missing' })),
     ),
   uploadNotWritable: (detail: string) => new AppError(409, ErrorCode.uploadNotWritable, 'Conflict', detail),

@@ -5,8 +5,8 @@
  * Where the truth lives (docs/architecture.md): the session and its chunk list are rows; the bytes
  * are in the BlobStore's staged upload (one sparse file on fs, a multipart upload on S3). Session
  * rows are only changed with conditional `nativeUpdate`s, so several processes can serve one upload:
- * - status / received_bytes: one atomic update per chunk (`received_bytes + size` for an index
- *   seen the first time) conditioned on the status, bumping `row_version`; nothing to retry;
+ * - status / received_bytes: one atomic update per chunk (the byte count recomputed from the chunk
+ *   rows) conditioned on the status, bumping `row_version`; nothing to retry;
  * - the resumable prefix digest (hash_state, hashed_chunks): guarded by `hashed_chunks` and
  *   `hash_broken` (only the holder of the state for exactly `hashed_chunks` may extend it);
  * - completion: `status in (initialized, uploading)` → `completed` in the transaction that inserts
@@ -36,7 +36,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException, type EntityData } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
-import { errors } from '../errors.ts';
+import { errors, summarizeIndexes } from '../errors.ts';
 import { requireProductEdit, requireProductEditId } from '../access/index.ts';
 import {
   ModelArtifact,
@@ -53,6 +53,7 @@ import {
   BlobNotFoundError,
   PartLengthError,
   StagedAbortError,
+  StagedPartMismatchError,
   StagedUploadNotFoundError,
   feed,
   type StagedPart,
@@ -159,10 +160,17 @@ function sessionStatements(em: Em): { byId: string; ofProduct: string; withChunk
 const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
 const INSERT_CHUNK_SQL =
   'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)';
-/** The chunk's bytes counted (when its index is new) on a session that still takes chunks; returns the row when it did. */
+/**
+ * The session's byte count, derived from its chunk rows in the same statement (so a connection lost
+ * between a chunk's row and this update cannot leave it short: the next chunk recounts), on a
+ * session that still takes chunks; returns the row when it did.
+ */
+const RECEIVED_BYTES_OF_ROWS = '(select coalesce(sum(c.size_bytes), 0) from upload_chunks c where c.session_id = upload_sessions.id)';
 const COUNT_CHUNK_SQL =
-  "update upload_sessions set received_bytes = received_bytes + ?, status = 'uploading', updated_at = ?, row_version = row_version + 1 " +
+  `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, status = 'uploading', updated_at = ?, row_version = row_version + 1 ` +
   `where id = ? and status in (${WRITABLE.map((status) => `'${status}'`).join(', ')}) returning id`;
+/** The byte count recomputed after chunk rows were removed. */
+const RECOUNT_SQL = `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, updated_at = ?, row_version = row_version + 1 where id = ?`;
 const INDEX_RECEIVED_SQL = 'select chunk_index from upload_chunks where session_id = ? and chunk_index = ?';
 
 /** Thrown inside a completion transaction that lost the race for the session. */
@@ -251,7 +259,9 @@ export class UploadService {
       chunk_size_bytes: s.chunk_size_bytes,
       chunk_count: s.chunk_count,
       expected_sha256: s.expected_sha256 ?? null,
-      received_bytes: s.received_bytes,
+      // Every chunk's size follows from its index, so the chunk rows give the byte count (the
+      // column can lag behind for a session whose last chunk lost its connection midway).
+      received_bytes: chunks.reduce((sum, i) => sum + chunkLength(s, i), 0),
       received_chunks: chunks,
       status: status as ArtifactUploadSessionResponse['status'],
       artifact_id: s.status === 'completed' ? s.artifact_id : null,
@@ -463,8 +473,8 @@ export class UploadService {
 
   /**
    * Bytes are durable: record the chunk, extend the prefix digest, count the bytes. The counter is
-   * one atomic conditional update (`received_bytes + size` only for a chunk index seen the first
-   * time), so parallel chunks from any number of processes never lose an update or retry.
+   * one atomic conditional update that sums the chunk rows, so parallel chunks from any number of
+   * processes never lose an update or retry, and a count a lost connection skipped is caught up.
    */
   private async recordChunk(
     em: Em,
@@ -476,7 +486,6 @@ export class UploadService {
   ): Promise<ArtifactUploadSessionResponse> {
     const now = new Date();
     const row = { size_bytes: chunk.size, sha256: chunk.sha256, etag: chunk.etag, received_at: now };
-    let added = 0;
     if (!replace) {
       try {
         await executeHot(em, 'chunk_insert', INSERT_CHUNK_SQL, [
@@ -488,7 +497,6 @@ export class UploadService {
           chunk.etag,
           dateParam(em, now),
         ]);
-        added = chunk.size;
       } catch (err) {
         if (!(err instanceof UniqueConstraintViolationException)) throw err;
         replace = true; // a twin request recorded this index first
@@ -502,7 +510,7 @@ export class UploadService {
         { hash_state: prefix.save(), hashed_chunks: index + 1 },
       );
     }
-    const counted = (await executeHot(em, 'chunk_count', COUNT_CHUNK_SQL, [added, dateParam(em, now), session.id])).length;
+    const counted = (await executeHot(em, 'chunk_count', COUNT_CHUNK_SQL, [dateParam(em, now), session.id])).length;
     if (counted !== 1) {
       // Completed, failed, aborted or expired while this chunk streamed: its bytes will not be used.
       const current = await this.reload(em, session.id);
@@ -511,10 +519,8 @@ export class UploadService {
       throw errors.uploadNotWritable(`Upload session ${session.id} no longer takes chunks.`);
     }
     this.folder.kick(session.id, replace ? undefined : index);
-    // Every chunk's size follows from its index, so the indexes give the byte count too.
     const received = await this.receivedIndexes(em, session.id);
     session.status = 'uploading';
-    session.received_bytes = received.reduce((sum, i) => sum + chunkLength(session, i), 0);
     return this.response(em, session, received);
   }
 
@@ -581,24 +587,37 @@ export class UploadService {
     const { storage, logger } = this.deps;
     const chunks = await em.fork().find(UploadChunk, { session: session.id }, { orderBy: { chunk_index: 'asc' } });
     if (chunks.length !== session.chunk_count) throw errors.uploadIncomplete(await this.missingChunks(em, session));
-    const parts: StagedPart[] = chunks.map((c) => ({ index: c.chunk_index, size: c.size_bytes, etag: c.etag ?? null }));
+    const parts: StagedPart[] = chunks.map((c) => ({ index: c.chunk_index, size: c.size_bytes, etag: c.etag ?? null, sha256: c.sha256 }));
     const key = session.staging_key;
-    const meta = { totalSize: session.total_size_bytes, contentType: session.content_type };
+    // A chunk was re-sent over stored bytes (hash_broken): where the store can read its parts
+    // back, each is checked against the SHA-256 recorded for it before anything moves, so a
+    // re-send a crash tore never becomes part of an artifact. Without re-sends every part was
+    // written once, in full, before its row existed.
+    const meta = { totalSize: session.total_size_bytes, contentType: session.content_type, verifyParts: session.hash_broken };
 
     // 1. Bytes to their final place (idempotent: a retry after a crash finds them there).
+    let committed: { sha256: string | null };
     try {
-      await storage.commitStaged(stagedOf(session), parts, meta);
+      committed = await storage.commitStaged(stagedOf(session), parts, meta);
     } catch (err) {
+      if (err instanceof StagedPartMismatchError) throw await this.dropTornChunks(em, session, err.indexes);
       if (!(err instanceof StagedUploadNotFoundError)) throw err;
       await this.fail(em, session, 'the staged bytes were gone at completion');
       throw errors.uploadNotWritable(`The staged bytes of upload session ${session.id} are gone; start a new upload.`);
     }
+    const stored = await storage.head(key);
+    if (stored?.size !== session.total_size_bytes) {
+      await storage.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete the bytes of a failed upload'));
+      const reason = `the assembled bytes are ${stored ? `${stored.size} bytes` : 'missing'}, expected ${session.total_size_bytes}`;
+      await this.fail(em, session, reason, true);
+      throw errors.uploadNotWritable(`Upload session ${session.id} failed: ${reason}; start a new upload.`);
+    }
 
-    // 2. The digest: from this process's running digest or the saved prefix state when one covers
-    //    everything, else read what is missing.
+    // 2. The digest: from the part check, this process's running digest or the saved prefix
+    //    state when one covers everything, else read what is missing.
     let sha256: string;
     try {
-      sha256 = (!session.hash_broken && (await this.folder.digestIfComplete(session.id))) || (await this.digest(session));
+      sha256 = committed.sha256 ?? ((!session.hash_broken && (await this.folder.digestIfComplete(session.id))) || (await this.digest(session)));
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
         await this.fail(em, session, 'the committed bytes vanished before they were verified');
@@ -666,6 +685,22 @@ export class UploadService {
       await this.assertWritable(em, after);
       throw errors.uploadNotWritable(`Upload session ${session.id} changed during completion; retry.`);
     }
+  }
+
+  /**
+   * Chunks whose staged bytes differ from the SHA-256 recorded for them (a re-send a crash tore):
+   * their rows go, so they count as missing (409) and the client sends them again.
+   */
+  private async dropTornChunks(em: Em, session: UploadSession, indexes: number[]): Promise<Error> {
+    await em.transactional(async (tx) => {
+      await tx.nativeDelete(UploadChunk, { session: session.id, chunk_index: { $in: indexes } });
+      await tx.execute(RECOUNT_SQL, [dateParam(tx, new Date()), session.id]);
+    });
+    this.deps.logger.warn({ upload_id: session.id, chunks: indexes }, 'staged chunks did not match their recorded digests; they must be sent again');
+    return errors.uploadIncomplete(
+      indexes,
+      `The stored bytes of chunk(s) ${summarizeIndexes(indexes)} do not match what was received for them (a re-send was interrupted); send them again, then complete.`,
+    );
   }
 
   /** SHA-256 (hex) of the committed bytes, reading as little as the saved prefix state allows. */

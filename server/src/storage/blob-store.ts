@@ -31,6 +31,8 @@ export interface StagedPart {
   size: number;
   /** What putPart returned: the S3 part ETag (required on S3), null on fs. */
   etag: string | null;
+  /** SHA-256 (hex) of the bytes recorded for this part; needed with commitStaged's `verifyParts`. */
+  sha256?: string;
 }
 
 export interface PartInput {
@@ -87,7 +89,8 @@ export interface BlobStore {
    * The body must deliver exactly `part.size` bytes: a shorter body, or a longer one (cut off as soon
    * as the excess arrives, never read to its end), rejects with PartLengthError and the part is not
    * stored. With `replace: true` a failed write leaves the earlier stored part intact
-   * (fs: written to a side file, verified, then copied in; s3: S3 replaces a part only on success).
+   * (fs: written to a side file, verified, then copied in — a copy a crash interrupts is redone by
+   * commitStaged; s3: S3 replaces a part only on success).
    * Without `replace` a failed write may leave garbage in that part's byte range — harmless, since
    * the caller records only parts whose putPart resolved. When unsure, pass `replace: true`: it is
    * always safe, it only costs one extra copy on fs.
@@ -98,7 +101,12 @@ export interface BlobStore {
   /**
    * Makes the staged bytes the blob at `staged.key`, atomically. `parts` come from OUR database
    * (never ListParts) and must be exactly indexes 0..n-1 whose sizes sum to `totalSize`.
-   * fs: fsync, rename into place, fsync the directory. s3: CompleteMultipartUpload.
+   * fs: completes part re-sends a crash interrupted (their redo files), fsync, rename into place,
+   * fsync the directory. s3: CompleteMultipartUpload (S3 replaces a part atomically: no redo).
+   * `verifyParts` (fs; S3 cannot read parts back): before anything moves, read every part and
+   * check it against its recorded `sha256`; parts whose bytes differ (a re-send a crash tore)
+   * reject with StagedPartMismatchError, leaving the staged upload as it was. The result's
+   * `sha256` is then the digest of the whole blob (null when nothing was read).
    * Idempotent: if the staged data is gone but the blob exists with `totalSize` bytes, resolves
    * (a crash between this and the DB commit must be retryable). If neither exists →
    * StagedUploadNotFoundError.
@@ -106,8 +114,8 @@ export interface BlobStore {
   commitStaged(
     staged: StagedUpload,
     parts: StagedPart[],
-    opts: { totalSize: number; contentType: string },
-  ): Promise<void>;
+    opts: { totalSize: number; contentType: string; verifyParts?: boolean },
+  ): Promise<{ sha256: string | null }>;
 
   /**
    * With `capabilities.readStagedParts`: the local file that holds a staged upload's bytes (fs: the
@@ -231,6 +239,17 @@ export class StagedUploadNotFoundError extends BlobStoreError {
     options?: ErrorOptions,
   ) {
     super(`No staged upload for ${key} (aborted, already committed with other contents, or never begun)`, options);
+  }
+}
+
+/** Staged parts whose bytes differ from the SHA-256 recorded for them (commitStaged `verifyParts`). */
+export class StagedPartMismatchError extends BlobStoreError {
+  constructor(
+    readonly key: string,
+    /** Indexes of the parts that differ, ascending. */
+    readonly indexes: number[],
+  ) {
+    super(`Staged parts ${indexes.join(', ')} of ${key} do not hold the bytes recorded for them`);
   }
 }
 

@@ -6,6 +6,8 @@
  *   .staging/<sha256(key)>      one sparse file per staged upload; parts are written at their offsets
  *   .staging/*.replace, *.tmp   short-lived side files of part re-sends and put(); replace files a crash
  *                               left are removed when their staged upload is committed or aborted
+ *   .staging/<sha>.<i>@<off>.redo  a re-sent part, complete and durable, while it is copied in; one a
+ *                               crash left is copied in again by commitStaged (see putPart)
  * Keys can never start with "." (secure-path.ts), so `.staging` cannot collide with a blob.
  *
  * Durability: every method that resolves "stored" has fsynced the data, and renames are followed
@@ -24,6 +26,7 @@ import {
   BlobRangeError,
   BlobTooLargeError,
   PartLengthError,
+  StagedPartMismatchError,
   StagedUploadNotFoundError,
   assertCompletePartList,
   type BlobStore,
@@ -103,20 +106,31 @@ export class FsBlobStore implements BlobStore {
         await writeAll(part.body, fh, part.offset, { exact: part.size });
         await fh.datasync();
       } else {
-        // The earlier part must survive a failed re-send: receive into a side file first, and
-        // touch the staging file only once the new bytes are complete and durable.
+        // The earlier part must survive a failed re-send, and the new one must never land half:
+        // receive into a side file first; once the new bytes are complete and durable, rename it
+        // to the part's redo file (one name per index: a newer re-send replaces an older one) and
+        // only then copy it in. A crash during the copy leaves the redo file behind, and
+        // commitStaged copies it in again before anything reads the staging file.
         const sidePath = `${stagingPath}.${part.index}.${randomUUID()}.replace`;
+        const redoPath = redoPathOf(stagingPath, part.index, part.offset);
         const side = await open(sidePath, 'wx+'); // read back by copyRange
+        let published = false;
         try {
           await writeAll(part.body, side, 0, { exact: part.size });
           await side.datasync();
           const written = (await side.stat()).size;
           if (written !== part.size) throw new Error(`Side file holds ${written} bytes, expected ${part.size}`);
+          await rename(sidePath, redoPath);
+          published = true;
+          await fsyncDir(this.stagingDir);
           await copyRange(side, part.size, fh, part.offset);
           await fh.datasync();
+          // A crash before this unlink reaches the disk only copies the same bytes in again.
+          await rm(redoPath, { force: true });
         } finally {
           await side.close();
-          await rm(sidePath, { force: true });
+          // A published redo file stays when the copy failed: the part's range may be torn.
+          if (!published) await rm(sidePath, { force: true });
         }
       }
     } finally {
@@ -129,9 +143,9 @@ export class FsBlobStore implements BlobStore {
   async commitStaged(
     staged: StagedUpload,
     parts: StagedPart[],
-    opts: { totalSize: number; contentType: string },
-  ): Promise<void> {
-    assertCompletePartList(parts, opts.totalSize);
+    opts: { totalSize: number; contentType: string; verifyParts?: boolean },
+  ): Promise<{ sha256: string | null }> {
+    const sorted = assertCompletePartList(parts, opts.totalSize);
     const finalPath = resolveKeyPath(this.root, staged.key);
     const stagingPath = this.stagingPathOf(staged.key);
     const alreadyCommitted = async () => (await this.head(staged.key))?.size === opts.totalSize;
@@ -140,14 +154,17 @@ export class FsBlobStore implements BlobStore {
     try {
       fh = await open(stagingPath, 'r+');
     } catch (err) {
-      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return;
+      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return { sha256: null };
       if (isErrno(err, 'ENOENT')) throw new StagedUploadNotFoundError(staged.key, { cause: err });
       throw err;
     }
+    let sha256: string | null = null;
     try {
       const { size } = await fh.stat();
       if (size !== opts.totalSize) throw new Error(`Staging file for ${staged.key} has ${size} bytes, expected ${opts.totalSize}`);
+      await this.applyRedoFiles(stagingPath, fh, sorted);
       await fh.sync();
+      if (opts.verifyParts) sha256 = await verifyParts(fh, sorted, staged.key);
     } finally {
       await fh.close();
     }
@@ -157,12 +174,41 @@ export class FsBlobStore implements BlobStore {
       await rename(stagingPath, finalPath);
     } catch (err) {
       // A concurrent commit of the same upload won the rename.
-      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return;
+      if (isErrno(err, 'ENOENT') && (await alreadyCommitted())) return { sha256: null };
       throw err;
     }
     await fsyncDir(finalDir);
     await fsyncDir(this.stagingDir);
     await this.removeReplaceFiles(stagingPath);
+    return { sha256 };
+  }
+
+  /**
+   * Copies in the redo files of part re-sends whose copy a crash interrupted (see putPart), then
+   * removes them (after the staging file is flushed: a crash in between copies them again). A redo
+   * file that does not fit a recorded part (index, offset, size) is removed without being copied.
+   */
+  private async applyRedoFiles(stagingPath: string, fh: FileHandle, parts: StagedPart[]): Promise<void> {
+    const prefix = `${path.basename(stagingPath)}.`;
+    const names = (await readdir(this.stagingDir).catch(() => [] as string[])).filter((n) => n.startsWith(prefix) && n.endsWith('.redo'));
+    if (names.length === 0) return;
+    const offsets: number[] = [];
+    parts.reduce((offset, p) => (offsets.push(offset), offset + p.size), 0);
+    for (const name of names) {
+      const match = /^(\d+)@(\d+)\.redo$/.exec(name.slice(prefix.length));
+      const index = match ? Number(match[1]) : -1;
+      const part = parts[index];
+      if (!part || Number(match![2]) !== offsets[index]) continue;
+      const redo = await open(path.join(this.stagingDir, name), 'r').catch(() => null);
+      if (!redo) continue; // a concurrent commit took it
+      try {
+        if ((await redo.stat()).size === part.size) await copyRange(redo, part.size, fh, offsets[index]!);
+      } finally {
+        await redo.close();
+      }
+    }
+    await fh.datasync();
+    await Promise.all(names.map((name) => rm(path.join(this.stagingDir, name), { force: true })));
   }
 
   /**
@@ -174,7 +220,7 @@ export class FsBlobStore implements BlobStore {
     const names = await readdir(this.stagingDir).catch(() => [] as string[]);
     await Promise.all(
       names
-        .filter((name) => name.startsWith(prefix) && name.endsWith('.replace'))
+        .filter((name) => name.startsWith(prefix) && (name.endsWith('.replace') || name.endsWith('.redo')))
         .map((name) => rm(path.join(this.stagingDir, name), { force: true })),
     );
   }
@@ -301,6 +347,38 @@ export class FsBlobStore implements BlobStore {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** The redo file of a part re-send (see putPart): one per index, named with the part's offset. */
+function redoPathOf(stagingPath: string, index: number, offset: number): string {
+  return `${stagingPath}.${index}@${offset}.redo`;
+}
+
+/**
+ * Reads a staging file once, checking each part's bytes against the SHA-256 recorded for it;
+ * returns the SHA-256 of the whole file. Parts whose bytes differ → StagedPartMismatchError.
+ */
+async function verifyParts(fh: FileHandle, parts: StagedPart[], key: string): Promise<string> {
+  const whole = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(COPY_BUFFER_SIZE);
+  const wrong: number[] = [];
+  let position = 0;
+  for (const part of parts) {
+    if (typeof part.sha256 !== 'string') throw new Error(`Part ${part.index} has no recorded SHA-256 to verify`);
+    const hash = createHash('sha256');
+    for (let left = part.size; left > 0; ) {
+      const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.length, left), position);
+      if (bytesRead === 0) throw new Error(`Staging file ended at ${position}, inside part ${part.index}`);
+      const piece = buffer.subarray(0, bytesRead);
+      hash.update(piece);
+      whole.update(piece);
+      position += bytesRead;
+      left -= bytesRead;
+    }
+    if (hash.digest('hex') !== part.sha256.toLowerCase()) wrong.push(part.index);
+  }
+  if (wrong.length > 0) throw new StagedPartMismatchError(key, wrong);
+  return whole.digest('hex');
+}
 
 function assertByteCount(n: number, what: string): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer, got ${n}`);

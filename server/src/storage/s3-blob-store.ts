@@ -137,8 +137,8 @@ export class S3BlobStore implements BlobStore {
   async commitStaged(
     staged: StagedUpload,
     parts: StagedPart[],
-    opts: { totalSize: number; contentType: string },
-  ): Promise<void> {
+    opts: { totalSize: number; contentType: string; verifyParts?: boolean },
+  ): Promise<{ sha256: null }> {
     const sorted = assertCompletePartList(parts, opts.totalSize);
     const Key = this.objectKey(staged.key);
     if (staged.uploadId === null) {
@@ -146,7 +146,7 @@ export class S3BlobStore implements BlobStore {
       await this.client.send(
         new PutObjectCommand({ Bucket: this.bucket, Key, Body: new Uint8Array(0), ContentLength: 0, ContentType: opts.contentType }),
       );
-      return;
+      return { sha256: null };
     }
     const Parts = sorted.map((p) => {
       if (!p.etag) throw new Error(`Part ${p.index} has no ETag; S3 needs the one UploadPart returned`);
@@ -160,10 +160,11 @@ export class S3BlobStore implements BlobStore {
       // Retry after a crash or a lost response: the upload is gone, but its result is in place.
       // Keys are unique per upload, so an object of the expected size there is this upload's.
       const existing = await this.head(staged.key).catch(() => null);
-      if (existing?.size === opts.totalSize) return;
+      if (existing?.size === opts.totalSize) return { sha256: null };
       if (isS3Error(err, 'NoSuchUpload')) throw new StagedUploadNotFoundError(staged.key, { cause: err });
       throw err;
     }
+    return { sha256: null };
   }
 
   /** Blobs live in S3: downloads read them with get() (or are redirected to downloadUrl). */

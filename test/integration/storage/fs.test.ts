@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError } from '../../../server/src/storage/index.ts';
+import { openBlobStore, FsBlobStore, InvalidBlobKeyError, PartLengthError, StagedPartMismatchError } from '../../../server/src/storage/index.ts';
 import { HashThread } from '../../../server/src/services/resumable-sha256.ts';
 import { DIRECT_ALIGN, directIoWorks, O_DIRECT } from '../../../server/src/storage/direct-io.ts';
 import { describeBlobStoreConformance } from './conformance.ts';
@@ -155,6 +155,85 @@ describe('FsBlobStore on disk', () => {
 
     await store.abortStaged(aborted);
     expect(await readdir(path.join(root, '.staging'))).toEqual([]);
+  });
+
+  describe('a part re-send killed in the middle of its copy', () => {
+    const MiB = 1024 * 1024;
+    const partSize = 4 * MiB;
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const script = fileURLToPath(new URL('./fixtures/resend-killed-mid-copy.ts', import.meta.url));
+
+    /** Three parts stored, then a re-send of part 1 killed (SIGKILL) halfway through copying it in. */
+    async function killedResend(): Promise<{ key: string; parts: Buffer[]; resent: Buffer }> {
+      const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+      const parts = [randomBytes(partSize), randomBytes(partSize), randomBytes(123)];
+      const staged = await store.beginStaged(key, meta(2 * partSize + 123));
+      for (const [index, bytes] of parts.entries()) {
+        await store.putPart(staged, { index, offset: index * partSize, size: bytes.length, body: body(bytes), replace: false });
+      }
+      const resent = randomBytes(partSize);
+      const bytesFile = path.join(await tempDir(), 'resent.bin');
+      await writeFile(bytesFile, resent);
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script, root, key, '1', String(partSize), bytesFile], { encoding: 'utf8' });
+      expect(child.signal, child.stderr + child.stdout).toBe('SIGKILL');
+      // The kill did tear the range: half new, half old bytes (what the copy in place leaves).
+      const torn = (await readFile(stagingFile(key))).subarray(partSize, 2 * partSize);
+      expect(torn.subarray(0, MiB).equals(resent.subarray(0, MiB))).toBe(true);
+      expect(torn.subarray(partSize - MiB).equals(parts[1]!.subarray(partSize - MiB))).toBe(true);
+      return { key, parts, resent };
+    }
+    const partList = (parts: Buffer[], recorded: Buffer[]) => parts.map((p, index) => ({ index, size: p.length, etag: null, sha256: sha(recorded[index]!) }));
+
+    it('the next commit copies the re-sent part in whole, and refuses it when its recorded digest is the old one', async () => {
+      const { key, parts, resent } = await killedResend();
+      const fresh = new FsBlobStore({ dir: root }); // the restarted process
+      const staged = { key, uploadId: null };
+      const total = meta(2 * partSize + 123);
+      // The database still records the old part 1 (the re-send was never acknowledged).
+      const err = await fresh.commitStaged(staged, partList(parts, parts), { ...total, verifyParts: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StagedPartMismatchError);
+      expect((err as StagedPartMismatchError).indexes).toEqual([1]);
+      // Nothing moved, and the range holds the new bytes in full: never a mix.
+      const staging = await readFile(stagingFile(key));
+      expect(staging.equals(Buffer.concat([parts[0]!, resent, parts[2]!]))).toBe(true);
+      expect(await fresh.head(key)).toBeNull();
+      expect((await readdir(path.join(root, '.staging'))).filter((n) => n.endsWith('.redo'))).toEqual([]);
+      await fresh.abortStaged(staged);
+    });
+
+    it('commits the re-sent bytes when they are what the database recorded, with the digest of the whole', async () => {
+      const { key, parts, resent } = await killedResend();
+      const fresh = new FsBlobStore({ dir: root });
+      const expected = Buffer.concat([parts[0]!, resent, parts[2]!]);
+      const { sha256 } = await fresh.commitStaged(
+        { key, uploadId: null },
+        partList(parts, [parts[0]!, resent, parts[2]!]),
+        { ...meta(expected.length), verifyParts: true },
+      );
+      expect(sha256).toBe(sha(expected));
+      expect((await readFile(path.join(root, ...key.split('/')))).equals(expected)).toBe(true);
+      expect(await readdir(path.join(root, '.staging'))).not.toContain(expect.stringContaining(path.basename(stagingFile(key))));
+    });
+
+    it('verifyParts refuses staged bytes that differ from their recorded digest, without a redo file too', async () => {
+      const key = `artifacts/${randomUUID()}/${randomUUID()}`;
+      const data = randomBytes(3000);
+      const staged = await store.beginStaged(key, meta(3000));
+      await store.putPart(staged, { index: 0, offset: 0, size: 2000, body: body(data.subarray(0, 2000)), replace: false });
+      await store.putPart(staged, { index: 1, offset: 2000, size: 1000, body: body(data.subarray(2000)), replace: false });
+      const parts = [
+        { index: 0, size: 2000, etag: null, sha256: sha(data.subarray(0, 2000)) },
+        { index: 1, size: 1000, etag: null, sha256: sha(randomBytes(1000)) },
+      ];
+      await expect(store.commitStaged(staged, parts, { ...meta(3000), verifyParts: true })).rejects.toMatchObject({ indexes: [1] });
+      parts[1]!.sha256 = sha(data.subarray(2000));
+      expect(await store.commitStaged(staged, parts, { ...meta(3000), verifyParts: true })).toEqual({ sha256: sha(data) });
+      // Without verifyParts nothing is read back: no digest.
+      const other = `artifacts/${randomUUID()}/${randomUUID()}`;
+      const staged2 = await store.beginStaged(other, meta(10));
+      await store.putPart(staged2, { index: 0, offset: 0, size: 10, body: body(randomBytes(10)), replace: false });
+      expect(await store.commitStaged(staged2, [{ index: 0, size: 10, etag: null }], meta(10))).toEqual({ sha256: null });
+    });
   });
 
   it('leaves no temp file behind when put exceeds maxBytes', async () => {
