@@ -15,6 +15,7 @@ import type { BlobStore } from './storage/blob-store.ts';
 import { errors } from './errors.ts';
 import { authenticate } from './access/api-keys.ts';
 import { problemHandler } from './http/problem.ts';
+import { bodyIdleTimeout } from './http/timeouts.ts';
 import { screenRequest } from './http/request-screen.ts';
 import { apiDocument, openApiYaml } from './http/spec.ts';
 import { createHandlerTable } from './http/handlers/index.ts';
@@ -74,6 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'extended');
+  app.use(bodyIdleTimeout(config.bodyIdleTimeoutSeconds));
 
   // Request id and access log.
   app.use((req: Request, res: Response, next: NextFunction) => {

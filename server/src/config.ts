@@ -52,6 +52,16 @@ export interface Config {
   readonly sweepIntervalSeconds: number;
   /** Validate responses against the spec (development and tests; off in production). */
   readonly validateResponses: boolean;
+  /** Time a client has to send a request's headers (http.Server headersTimeout). */
+  readonly headersTimeoutSeconds: number;
+  /** Time a client has to send a whole request, body included (http.Server requestTimeout); 0: none. */
+  readonly requestTimeoutSeconds: number;
+  /** A request body from which no byte arrives for this long is cut off (connection closed); 0: never. */
+  readonly bodyIdleTimeoutSeconds: number;
+  /** How long an idle keep-alive connection stays open (http.Server keepAliveTimeout). */
+  readonly keepAliveTimeoutSeconds: number;
+  /** How long the connection of a refused chunk discards what its client still sends before closing. */
+  readonly refusedBodyLingerSeconds: number;
   readonly nodeEnv: string;
 }
 
@@ -78,6 +88,11 @@ export const DEFAULTS = {
   sweepIntervalSeconds: 60,
   listingCacheBytes: 32 * MiB,
   logLevel: 'info' as LogLevel,
+  headersTimeoutSeconds: 60,
+  requestTimeoutSeconds: 3600,
+  bodyIdleTimeoutSeconds: 60,
+  keepAliveTimeoutSeconds: 65,
+  refusedBodyLingerSeconds: 5,
 } as const;
 
 /** 5 GiB: the largest part S3 accepts, so no chunk size beyond it makes sense. */
@@ -190,6 +205,11 @@ const EnvSchema = z.object({
   SWEEP_INTERVAL_SECONDS: integer(0, 7 * 86_400),
   LISTING_CACHE_BYTES: integer(0, 64 * 1024 * MiB),
   VALIDATE_RESPONSES: boolean,
+  HEADERS_TIMEOUT_SECONDS: integer(1, 3600),
+  REQUEST_TIMEOUT_SECONDS: integer(0, 7 * 86_400),
+  BODY_IDLE_TIMEOUT_SECONDS: integer(0, 86_400),
+  KEEP_ALIVE_TIMEOUT_SECONDS: integer(1, 3600),
+  REFUSED_BODY_LINGER_SECONDS: integer(0, 600),
   NODE_ENV: envVar,
 });
 
@@ -268,6 +288,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       downloadMode: e.S3_DOWNLOAD_MODE ?? 'redirect',
     };
   }
+  const headersTimeout = e.HEADERS_TIMEOUT_SECONDS ?? DEFAULTS.headersTimeoutSeconds;
+  const requestTimeout = e.REQUEST_TIMEOUT_SECONDS ?? DEFAULTS.requestTimeoutSeconds;
+  if (requestTimeout !== 0 && requestTimeout < headersTimeout) {
+    problems.push({
+      variable: 'REQUEST_TIMEOUT_SECONDS',
+      problem: `must be 0 (none) or at least HEADERS_TIMEOUT_SECONDS (${headersTimeout}) (got ${requestTimeout})`,
+    });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const nodeEnv = e.NODE_ENV ?? 'development';
@@ -289,6 +317,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS ?? DEFAULTS.sweepIntervalSeconds,
     listingCacheBytes: e.LISTING_CACHE_BYTES ?? DEFAULTS.listingCacheBytes,
     validateResponses: e.VALIDATE_RESPONSES ?? nodeEnv !== 'production',
+    headersTimeoutSeconds: headersTimeout,
+    requestTimeoutSeconds: requestTimeout,
+    bodyIdleTimeoutSeconds: e.BODY_IDLE_TIMEOUT_SECONDS ?? DEFAULTS.bodyIdleTimeoutSeconds,
+    keepAliveTimeoutSeconds: e.KEEP_ALIVE_TIMEOUT_SECONDS ?? DEFAULTS.keepAliveTimeoutSeconds,
+    refusedBodyLingerSeconds: e.REFUSED_BODY_LINGER_SECONDS ?? DEFAULTS.refusedBodyLingerSeconds,
     nodeEnv,
   } satisfies Config);
 }

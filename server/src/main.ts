@@ -9,6 +9,7 @@ import { createLogger } from './logger.ts';
 import { openOrm } from './persistence/orm.ts';
 import { openBlobStore } from './storage/index.ts';
 import { createApp } from './app.ts';
+import { applyServerTimeouts } from './http/timeouts.ts';
 import { createServices, storageOptions } from './services/index.ts';
 import { ensureFirstStart } from './services/admin.ts';
 
@@ -43,10 +44,7 @@ async function main(): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // Long uploads and downloads must not be cut by Node's default request timeout.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  applyServerTimeouts(server, config);
   const { port } = server.address() as AddressInfo;
   logger.info({ url: `http://${config.host}:${port}`, port, storage: config.storageBackend, database: config.database.dialect }, 'listening');
   services.sweeper.start();

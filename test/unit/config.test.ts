@@ -37,6 +37,11 @@ describe('loadConfig', () => {
       sweepIntervalSeconds: 60,
       listingCacheBytes: 33_554_432,
       validateResponses: true,
+      headersTimeoutSeconds: 60,
+      requestTimeoutSeconds: 3600,
+      bodyIdleTimeoutSeconds: 60,
+      keepAliveTimeoutSeconds: 65,
+      refusedBodyLingerSeconds: 5,
       nodeEnv: 'development',
     });
   });
@@ -74,6 +79,11 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
       SWEEP_INTERVAL_SECONDS: '0',
       LISTING_CACHE_BYTES: '0',
+      HEADERS_TIMEOUT_SECONDS: '30',
+      REQUEST_TIMEOUT_SECONDS: '0',
+      BODY_IDLE_TIMEOUT_SECONDS: '120',
+      KEEP_ALIVE_TIMEOUT_SECONDS: '5',
+      REFUSED_BODY_LINGER_SECONDS: '0',
       NODE_ENV: 'production',
     });
     expect(c).toMatchObject({
@@ -101,6 +111,11 @@ describe('loadConfig', () => {
       sweepIntervalSeconds: 0,
       listingCacheBytes: 0,
       validateResponses: false,
+      headersTimeoutSeconds: 30,
+      requestTimeoutSeconds: 0,
+      bodyIdleTimeoutSeconds: 120,
+      keepAliveTimeoutSeconds: 5,
+      refusedBodyLingerSeconds: 0,
       nodeEnv: 'production',
     });
   });
@@ -163,6 +178,13 @@ describe('loadConfig', () => {
     ['LISTING_CACHE_BYTES', '32MiB'],
     ['VALIDATE_RESPONSES', 'maybe'],
     ['STORAGE_DIRECT_IO', 'auto'],
+    ['HEADERS_TIMEOUT_SECONDS', '0'],
+    ['HEADERS_TIMEOUT_SECONDS', '5s'],
+    ['REQUEST_TIMEOUT_SECONDS', '-1'],
+    ['REQUEST_TIMEOUT_SECONDS', '30'],
+    ['BODY_IDLE_TIMEOUT_SECONDS', '1.5'],
+    ['KEEP_ALIVE_TIMEOUT_SECONDS', '0'],
+    ['REFUSED_BODY_LINGER_SECONDS', '601'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['DATABASE_URL', 'sqlite:'],
     ['DATABASE_URL', 'postgres://localhost'],
@@ -170,6 +192,15 @@ describe('loadConfig', () => {
     const p = problemOf({ [variable]: value });
     expect(p.variable).toBe(variable);
     expect(p.problem.length).toBeGreaterThan(5);
+  });
+
+  it('takes a request timeout of 0 (none) or one no shorter than the headers timeout', () => {
+    expect(loadConfig({ REQUEST_TIMEOUT_SECONDS: '0', HEADERS_TIMEOUT_SECONDS: '120' }).requestTimeoutSeconds).toBe(0);
+    expect(loadConfig({ REQUEST_TIMEOUT_SECONDS: '120', HEADERS_TIMEOUT_SECONDS: '120' }).requestTimeoutSeconds).toBe(120);
+    expect(problemOf({ REQUEST_TIMEOUT_SECONDS: '100', HEADERS_TIMEOUT_SECONDS: '120' })).toMatchObject({
+      variable: 'REQUEST_TIMEOUT_SECONDS',
+      problem: expect.stringContaining('HEADERS_TIMEOUT_SECONDS (120)'),
+    });
   });
 
   it('reports every bad variable at once', () => {

@@ -19,7 +19,7 @@ export function createHandlerTable(services: Services, config: Config): HandlerT
     ...modelHandlers(services, config),
     ...versionHandlers(services),
     ...artifactHandlers(services),
-    ...uploadHandlers(services),
+    ...uploadHandlers(services, config),
     getOpenApiDocument: servedEarlier,
     getHealth: servedEarlier,
     getReadiness: servedEarlier,

@@ -1,11 +1,11 @@
 /** Chunked upload sessions: initiate, status, chunks, completion, abort. */
 import type { Request, Response } from 'express';
+import type { Config } from '../../config.ts';
 import type { Services } from '../../services/index.ts';
 import { artifactPath, uploadPath } from '../../services/uploads.ts';
 import { sendJson, type Handler } from '../types.ts';
 
-/** How long, and for how many bytes, a refused chunk's connection keeps discarding its body. */
-const LINGER_MS = 5_000;
+/** For how many bytes a refused chunk's connection keeps discarding its body (the time is configured). */
 const LINGER_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -14,9 +14,10 @@ const LINGER_BYTES = 64 * 1024 * 1024;
  * instead of reading — possibly gigabytes — of a body nobody wants. The close lingers, as web
  * servers do: a client still sending when the answer arrives would otherwise have its next write
  * reset and see a network error instead of the answer. So the socket first half-closes, then
- * discards what keeps arriving for at most LINGER_MS or LINGER_BYTES, then closes.
+ * discards what keeps arriving for at most `lingerMs` or LINGER_BYTES, then closes — at once when
+ * the client ends its side.
  */
-export function closeUnlessBodyRead(req: Request, res: Response): void {
+export function closeUnlessBodyRead(req: Request, res: Response, lingerMs: number): void {
   if (req.complete || res.headersSent) return;
   res.setHeader('Connection', 'close');
   req.unpipe();
@@ -30,7 +31,7 @@ export function closeUnlessBodyRead(req: Request, res: Response): void {
       clearTimeout(timer);
       socket.destroy();
     };
-    const timer = setTimeout(close, LINGER_MS);
+    const timer = setTimeout(close, lingerMs);
     timer.unref();
     socket.on('data', (piece: Buffer) => {
       discarded += piece.length;
@@ -38,6 +39,16 @@ export function closeUnlessBodyRead(req: Request, res: Response): void {
     });
     socket.once('end', close);
     req.resume(); // the parser hands the rest of the body to the request: let it flow away
+    // Reading may have stopped while the body was being stored (back-pressure from storage): then
+    // the socket would neither drain nor see the client's end, and only the timer would close it.
+    // Resuming the stream is not enough: the HTTP parser consumes the socket's handle directly,
+    // and that handle's reads have to be restarted by hand (Node 20).
+    socket.resume();
+    const handle = (socket as unknown as { _handle?: { reading?: boolean; readStart?: () => number } })._handle;
+    if (handle?.reading === false && typeof handle.readStart === 'function') {
+      handle.reading = true;
+      handle.readStart();
+    }
   };
 }
 
@@ -47,7 +58,8 @@ function contentLengthOf(req: Request): number | undefined {
   return /^\d+$/.test(header) ? Number(header) : undefined;
 }
 
-export function uploadHandlers(services: Services) {
+export function uploadHandlers(services: Services, config: Pick<Config, 'refusedBodyLingerSeconds'>) {
+  const lingerMs = config.refusedBodyLingerSeconds * 1000;
   const initiateArtifactUpload: Handler<'initiateArtifactUpload'> = async (req, res, ctx) => {
     const session = await services.uploads.initiate(ctx.em, ctx.user, req.params.product_id, req.body);
     res.setHeader('Location', uploadPath(session.product_id, session.id));
@@ -74,7 +86,7 @@ export function uploadHandlers(services: Services) {
       });
       sendJson(res, 'uploadArtifactChunk', 200, session);
     } catch (err) {
-      closeUnlessBodyRead(req, res);
+      closeUnlessBodyRead(req, res, lingerMs);
       throw err;
     }
   };
