@@ -83,6 +83,7 @@ export function artifactRecord(s: StandInSession, sha256: string, storageUri: st
     status: 'available',
     is_current: false,
     metadata: {},
+    inspection: null,
     uploaded_by_id: null,
     uploaded_at: now,
     created_at: now,

@@ -43,6 +43,8 @@ export interface Config {
   readonly uploadChunkSizeBytes: number;
   readonly uploadSessionTtlSeconds: number;
   readonly maxArtifactSizeBytes: number;
+  /** The most bytes artifact inspection reads from one file (services/inspections.ts). */
+  readonly inspectMaxHeaderBytes: number;
   /** '*' or a list of exact origins. */
   readonly corsOrigins: '*' | readonly string[];
   readonly logLevel: LogLevel;
@@ -84,6 +86,7 @@ export const DEFAULTS = {
   uploadChunkSizeBytes: 8 * MiB,
   uploadSessionTtlSeconds: 86_400,
   maxArtifactSizeBytes: 1024 * 1024 * MiB, // 1 TiB
+  inspectMaxHeaderBytes: 100 * MiB,
   s3Region: 'us-east-1',
   sweepIntervalSeconds: 60,
   listingCacheBytes: 32 * MiB,
@@ -200,6 +203,7 @@ const EnvSchema = z.object({
   UPLOAD_CHUNK_SIZE_BYTES: integer(1, MAX_CHUNK_SIZE_BYTES),
   UPLOAD_SESSION_TTL_SECONDS: integer(1, 365 * 86_400),
   MAX_ARTIFACT_SIZE_BYTES: integer(1, Number.MAX_SAFE_INTEGER),
+  INSPECT_MAX_HEADER_BYTES: integer(1024, 1024 * MiB),
   CORS_ORIGINS: corsOrigins,
   LOG_LEVEL: oneOf(LOG_LEVELS),
   SWEEP_INTERVAL_SECONDS: integer(0, 7 * 86_400),
@@ -312,6 +316,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadChunkSizeBytes: e.UPLOAD_CHUNK_SIZE_BYTES ?? DEFAULTS.uploadChunkSizeBytes,
     uploadSessionTtlSeconds: e.UPLOAD_SESSION_TTL_SECONDS ?? DEFAULTS.uploadSessionTtlSeconds,
     maxArtifactSizeBytes: e.MAX_ARTIFACT_SIZE_BYTES ?? DEFAULTS.maxArtifactSizeBytes,
+    inspectMaxHeaderBytes: e.INSPECT_MAX_HEADER_BYTES ?? DEFAULTS.inspectMaxHeaderBytes,
     corsOrigins: e.CORS_ORIGINS ?? '*',
     logLevel: e.LOG_LEVEL ?? DEFAULTS.logLevel,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS ?? DEFAULTS.sweepIntervalSeconds,

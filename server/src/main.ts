@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       clearTimeout(force);
+      await services.inspections.idle(); // background header reads write their result first
       await orm.close();
       logger.info('stopped');
       process.exit(0);

@@ -36,6 +36,7 @@ import {
 } from './helpers.ts';
 import { listOperations } from '../support/spec-check.ts';
 import { seedModelCreate } from '../support/fixtures.ts';
+import { safetensors } from '../support/weights.ts';
 
 export interface Scenario {
   name: string;
@@ -578,6 +579,40 @@ export const scenarios: Scenario[] = [
       await expectError(c.deleteArtifact(model.id, artifact.id), 404);
       expect(await c.getModel(model.id)).toMatchObject({ artifact_count: 1, current_artifact_id: null, current_artifact_sha256: null });
       if (t.storage === 'fs') expect(existsSync(fileURLToPath(artifact.storage_uri))).toBe(false);
+    },
+  },
+  {
+    name: 'inspection: an upload carries what its header says; POST …/inspect reads it again (edit access); the summary shows it',
+    covers: { createModelArtifact: [201], inspectModelArtifact: [200, 403, 404], getModel: [200] },
+    async run(t) {
+      const c = t.client();
+      if (t.kind === 'mock') {
+        const inspected = await c.inspectArtifact(randomUUID(), randomUUID());
+        expect(inspected.inspection?.format).toBeTypeOf('string');
+        return;
+      }
+      const model = await c.createModel(t.space, newModel(t));
+      const bytes = new Uint8Array(safetensors([{ name: 'classifier.weight', dtype: 'F32', shape: [2, 64] }], { format: 'pt' }));
+      const artifact = await uploadMultipart(c, model.id, bytes, { is_current: 'true' }, { name: 'classifier.bin' });
+      const expected = {
+        format: 'safetensors',
+        parameter_count: 128,
+        tensor_count: 1,
+        dtypes: { F32: 1 },
+        architecture: null,
+        quantization: null,
+        metadata: { format: 'pt' },
+        warnings: [],
+        error: null,
+      };
+      expect(artifact.inspection).toEqual(expected);
+      expect(await c.getModel(model.id)).toMatchObject({ current_artifact_model_format: 'safetensors', current_artifact_parameter_count: 128 });
+      expect(await c.inspectArtifact(model.id, artifact.id)).toMatchObject({ id: artifact.id, inspection: expected });
+
+      const viewer = t.client({ apiKey: (await t.users()).viewer });
+      await expectError(viewer.inspectArtifact(model.id, artifact.id), 403, 'forbidden');
+      await expectError(c.inspectArtifact(model.id, unknownId()), 404, 'not_found');
+      await expectError(c.inspectArtifact(unknownId(), artifact.id), 404, 'not_found');
     },
   },
   {

@@ -297,6 +297,7 @@ export async function startArtifactApp(target: StorageTarget, env: Record<string
     close: async () => {
       services.sweeper.stop();
       await services.uploads.close();
+      await services.inspections.idle();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await storage.close();

@@ -62,6 +62,8 @@ export class FakeModelRepository {
   maxInFlightChunks = 0;
   /** Delay before answering a chunk, so concurrency can be observed. */
   chunkDelayMs = 0;
+  /** What `POST …/inspect` stores on the artifact. */
+  inspectionResult: Artifact['inspection'] = null;
 
   constructor(options: { chunkSize?: number } = {}) {
     this.chunkSize = options.chunkSize ?? 4;
@@ -144,6 +146,7 @@ export class FakeModelRepository {
       status: 'available',
       is_current: false,
       metadata: null,
+      inspection: null,
       uploaded_by_id: null,
       uploaded_at: now,
       created_at: now,
@@ -240,6 +243,12 @@ export class FakeModelRepository {
       stored.session.status = 'completed';
       stored.session.artifact_id = artifact.id;
       return json(201, artifact);
+    }
+    if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts\/([^/]+)\/inspect$/.exec(path)) && request.method === 'POST') {
+      const found = this.artifacts.get(m[2]!);
+      if (!found) return problem(404, 'not_found', 'Artifact not found');
+      found.record.inspection = this.inspectionResult;
+      return json(200, found.record);
     }
     if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts\/([^/]+)$/.exec(path)) && request.method === 'GET') {
       const found = this.artifacts.get(m[2]!);

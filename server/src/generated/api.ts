@@ -152,6 +152,8 @@ export interface paths {
          * @description For files small enough to send at once. The `file` part streams into storage while its SHA-256
          *     is computed; the same checks as a chunked upload apply (`sha256` mismatch → `422`, more than
          *     `MAX_ARTIFACT_SIZE_BYTES` → `413`, `product_version_id` must name a version of this product).
+         *     The response carries the file's `inspection` when its header is small (up to 4 MiB read);
+         *     a larger header is read in the background and `inspection` is `null` until then.
          *     Needs edit access.
          */
         post: operations["createModelArtifact"];
@@ -234,6 +236,45 @@ export interface paths {
          * @description The headers a `GET` would send, without the body: size, ETag and file name of the artifact.
          */
         head: operations["headModelArtifact"];
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/products/{product_id}/model-artifacts/{artifact_id}/inspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description ID of the artifact. A value that is not a UUID is answered with `404`.
+                 * @example 8a1f0c52-6d3e-4b7a-9e21-0f4c7d9b3a66
+                 */
+                artifact_id: components["parameters"]["ArtifactId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read an artifact's header again
+         * @description Reads the stored file's header again — at most `INSPECT_MAX_HEADER_BYTES` of it, never the
+         *     whole file — and replaces the artifact's `inspection` with what it finds: tensor count,
+         *     parameter count and element types for safetensors, GGUF and ONNX, and the imports of pickles
+         *     and PyTorch checkpoints found by scanning their opcodes (nothing is ever unpickled). Useful
+         *     after a server upgrade that understands more formats, or for an artifact stored before
+         *     inspection existed. Waits for the result, however large the header. A file whose header is
+         *     truncated or hostile gets `inspection.error`, not an error response. Needs edit access; a
+         *     deleted artifact or one whose upload never finished is `404`, and so is one whose bytes are
+         *     missing from storage (`artifact_file_not_found`).
+         */
+        post: operations["inspectModelArtifact"];
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -374,6 +415,10 @@ export interface paths {
          *     makes the new artifact the product's only current artifact. Completing an already completed
          *     session returns the same artifact with `200`, so a completion whose answer was lost can be
          *     retried safely. The body is optional. Needs edit access.
+         *
+         *     The new artifact's `inspection` (what its header says: tensors, parameters, pickle imports)
+         *     is in this response when the header is small (up to 4 MiB read); a larger header is read in
+         *     the background after the response, and `inspection` stays `null` until then.
          */
         post: operations["completeArtifactUpload"];
         delete?: never;
@@ -584,12 +629,14 @@ export interface components {
             current_artifact_kind: components["schemas"]["ArtifactKind"] | null;
             /** @description MIME type of the current artifact. */
             current_artifact_content_type: string | null;
-            /** @description Serialization format of the current artifact: `metadata.format` when set, else inferred from the file extension (onnx, safetensors, gguf, pytorch, pickle, joblib, h5, keras, tflite, pb, mlmodel, bin …). */
+            /** @description Serialization format of the current artifact: the format its inspection recognised from the bytes (safetensors, gguf, onnx, pytorch, pickle), else `metadata.format` when set, else inferred from the file extension (onnx, safetensors, gguf, pytorch, pickle, joblib, h5, keras, tflite, pb, mlmodel, bin …). */
             current_artifact_model_format: string | null;
             /** @description SHA-256 of the current artifact. */
             current_artifact_sha256: components["schemas"]["Sha256"] | null;
             /** @description Size of the current artifact in bytes. */
             current_artifact_size_bytes: number | null;
+            /** @description Parameter count of the current artifact, from its inspection; `null` when there is no current artifact or its format has no tensor list. */
+            current_artifact_parameter_count: number | null;
             /**
              * Format: date-time
              * @description Creation time.
@@ -816,6 +863,48 @@ export interface components {
         Metadata: {
             [key: string]: unknown;
         };
+        /**
+         * @description The contents of a weight file, read from its header without loading it (at most
+         *     `INSPECT_MAX_HEADER_BYTES` of it). The format is recognised from the bytes, not the file
+         *     name. Fields a format does not have are `null`. When the header is truncated, inconsistent
+         *     or hostile, `error` says why and the other fields may be `null`; the artifact itself is
+         *     stored and downloadable either way.
+         */
+        ArtifactInspection: {
+            /**
+             * @description `pytorch` is a zip checkpoint with a `data.pkl`; `pickle` a bare pickle (joblib, legacy torch files).
+             * @enum {string}
+             */
+            format: "safetensors" | "gguf" | "onnx" | "pytorch" | "pickle";
+            /** @description Sum over all tensors of the product of their dimensions (safetensors, GGUF, ONNX initializers). */
+            parameter_count: number | null;
+            tensor_count: number | null;
+            /** @description Number of tensors per element type, in the format's own names (`F16`, `BF16`, `Q4_K`, `FLOAT` …). */
+            dtypes: {
+                [key: string]: number;
+            } | null;
+            /** @description GGUF `general.architecture` (`llama`, `qwen2` …). */
+            architecture: string | null;
+            /** @description GGUF quantization, from `general.file_type` (`Q4_K_M`, `Q8_0`, `F16` …). */
+            quantization: string | null;
+            /**
+             * @description Format-specific details: safetensors `__metadata__`; GGUF key-values (arrays longer than
+             *     64 items and strings longer than 64 KiB left out); ONNX `ir_version`, `opset_import`,
+             *     `producer_name`, graph `inputs`/`outputs` with element type and shape; pickles the imported
+             *     `globals` found by scanning the opcodes.
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * @description `pickle_code_execution`: loading this file runs a pickle, which can execute code.
+             *     `pickle_dangerous_global`: the pickle imports a known code-execution entry point (for
+             *     example `os.system`, `subprocess.Popen`, `builtins.eval`); see `metadata.globals`.
+             */
+            warnings: ("pickle_code_execution" | "pickle_dangerous_global")[];
+            /** @description Why the header could not be read completely; `null` on success. */
+            error: string | null;
+        };
         /** @description `ModelArtifactResponse`: a stored artifact. */
         ModelArtifact: {
             /** Format: uuid */
@@ -841,6 +930,12 @@ export interface components {
             status: components["schemas"]["ArtifactStatus"];
             is_current: boolean;
             metadata: components["schemas"]["Metadata"] | null;
+            /**
+             * @description What the server read from the file's header when it was stored (or re-inspected):
+             *     `null` when the bytes are not a recognised weight format, and also while the
+             *     inspection of a large header is still running in the background after the upload.
+             */
+            inspection: components["schemas"]["ArtifactInspection"] | null;
             /** Format: uuid */
             uploaded_by_id: string | null;
             /** Format: date-time */
@@ -1855,6 +1950,41 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["DownloadNotFound"];
             416: components["responses"]["RangeNotSatisfiable"];
+        };
+    };
+    inspectModelArtifact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description ID of the artifact. A value that is not a UUID is answered with `404`.
+                 * @example 8a1f0c52-6d3e-4b7a-9e21-0f4c7d9b3a66
+                 */
+                artifact_id: components["parameters"]["ArtifactId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The artifact with its new inspection. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelArtifact"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     initiateArtifactUpload: {

@@ -302,6 +302,11 @@ export const ModelArtifact = defineEntity({
     status: p.enum([...ARTIFACT_STATUSES]),
     is_current: p.boolean(),
     metadata: p.json<JsonObject>().nullable(),
+    /** What the file's header says (services/inspections.ts); null: not a recognised format, or not read yet. */
+    inspection: p.json<JsonObject>().nullable(),
+    /** `inspection.format` and `inspection.parameter_count`, as columns for the summary query. */
+    inspected_format: p.string().length(32).nullable(),
+    parameter_count: p.bigint('number').nullable(),
     uploaded_by: p.manyToOne(User).nullable().deleteRule('set null'),
     uploaded_at: p.datetime(),
     deleted_at: p.datetime().nullable(),

@@ -13,6 +13,7 @@ import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 import { BlobNotFoundError, BlobTooLargeError, feed } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
+import type { InspectionService } from './inspections.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts';
@@ -50,7 +51,10 @@ export interface StoredFile {
 }
 
 export class ArtifactService {
-  constructor(readonly deps: ServiceDeps) {}
+  constructor(
+    readonly deps: ServiceDeps,
+    private readonly inspections: InspectionService,
+  ) {}
 
   async list(em: Em, user: Caller, productId: string): Promise<ModelArtifactResponse[]> {
     const { product } = await requireProductView(em, user, productId);
@@ -270,7 +274,7 @@ export class ArtifactService {
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: now });
       return created;
     });
-    return artifactResponse(artifact);
+    return artifactResponse(await this.inspections.afterStore(artifact));
   }
 }
 

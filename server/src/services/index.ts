@@ -10,6 +10,7 @@ import { ListingCache } from './listing-cache.ts';
 import { VersionService } from './versions.ts';
 import { UploadService } from './uploads.ts';
 import { ArtifactService } from './artifacts.ts';
+import { InspectionService } from './inspections.ts';
 import { Sweeper } from './sweeper.ts';
 import { SystemService } from './system.ts';
 
@@ -25,17 +26,20 @@ export interface Services {
   versions: VersionService;
   uploads: UploadService;
   artifacts: ArtifactService;
+  inspections: InspectionService;
   sweeper: Sweeper;
   system: SystemService;
 }
 
 export function createServices(deps: ServiceDeps): Services {
-  const uploads = new UploadService(deps);
+  const inspections = new InspectionService(deps);
+  const uploads = new UploadService(deps, inspections);
   return {
     models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
     versions: new VersionService(deps.orm),
     uploads,
-    artifacts: new ArtifactService(deps),
+    artifacts: new ArtifactService(deps, inspections),
+    inspections,
     sweeper: new Sweeper(deps, uploads),
     system: new SystemService(deps),
   };

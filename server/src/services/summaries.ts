@@ -44,6 +44,8 @@ type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>>
   a_sha256: string | null;
   a_size_bytes: number | string | null;
   a_metadata: Record<string, unknown> | string | null;
+  a_inspected_format: string | null;
+  a_parameter_count: number | string | null;
 };
 
 /** JSON columns: the row mapping leaves them as text on SQLite. */
@@ -100,6 +102,8 @@ export async function summaryPage(
       'a.sha256 as a_sha256',
       'a.size_bytes as a_size_bytes',
       'a.metadata as a_metadata',
+      'a.inspected_format as a_inspected_format',
+      'a.parameter_count as a_parameter_count',
     )
     .from(page.getKnexQuery().as('p'))
     .join('spaces as s', 's.id', 'p.space_id')
@@ -178,9 +182,10 @@ function toSummary(r: PageRow): ModelSummary {
     current_artifact_file_name: r.a_file_name ?? null,
     current_artifact_kind: (r.a_kind ?? null) as ModelSummary['current_artifact_kind'],
     current_artifact_content_type: r.a_content_type ?? null,
-    current_artifact_model_format: r.a_id ? modelFormat(r.a_file_name ?? '', jsonObject(r.a_metadata)) : null,
+    current_artifact_model_format: r.a_id ? (r.a_inspected_format ?? modelFormat(r.a_file_name ?? '', jsonObject(r.a_metadata))) : null,
     current_artifact_sha256: r.a_sha256 ?? null,
     current_artifact_size_bytes: r.a_size_bytes === null || r.a_size_bytes === undefined ? null : Number(r.a_size_bytes),
+    current_artifact_parameter_count: r.a_parameter_count === null || r.a_parameter_count === undefined ? null : Number(r.a_parameter_count),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
   };
@@ -209,6 +214,7 @@ export function artifactResponse(a: ModelArtifact): ModelArtifactResponse {
     status: a.status,
     is_current: a.is_current,
     metadata: a.metadata ?? null,
+    inspection: (a.inspection ?? null) as ModelArtifactResponse['inspection'],
     uploaded_by_id: a.uploaded_by?.id ?? null,
     uploaded_at: iso(a.uploaded_at),
     created_at: iso(a.created_at),

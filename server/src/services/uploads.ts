@@ -60,6 +60,7 @@ import {
   type StagedUpload,
 } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
+import type { InspectionService } from './inspections.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
@@ -191,7 +192,10 @@ export class UploadService {
    */
   private readonly foldsStaged: boolean;
 
-  constructor(readonly deps: ServiceDeps) {
+  constructor(
+    readonly deps: ServiceDeps,
+    private readonly inspections: InspectionService,
+  ) {
     // Staged bytes written past the page cache are read back the same way.
     const directReads = deps.storage.capabilities.directIo;
     this.hashThreads = { running: new HashThread({ lowPriority: false, directReads }), saved: new HashThread({ lowPriority: true, directReads }) };
@@ -673,7 +677,7 @@ export class UploadService {
         await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
         return created;
       });
-      return { artifact: artifactResponse(artifact), created: true };
+      return { artifact: artifactResponse(await this.inspections.afterStore(artifact)), created: true };
     } catch (err) {
       if (!(err instanceof LostRace)) throw err;
       const after = (await this.reload(em, session.id))!;

@@ -41,6 +41,11 @@ export function artifactHandlers(services: Services) {
     sendJson(res, 'createModelArtifact', 201, artifact);
   };
 
+  const inspectModelArtifact: Handler = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params as PathParams<'inspectModelArtifact'>;
+    sendJson(res, 'inspectModelArtifact', 200, await services.inspections.reinspect(ctx.em, ctx.user, product_id, artifact_id));
+  };
+
   const redirectMode = config.storageBackend === 's3' && config.s3?.downloadMode === 'redirect';
 
   /** GET and HEAD of a download take the same parameters: one handler serves both operations. */
@@ -116,6 +121,7 @@ export function artifactHandlers(services: Services) {
     downloadModelArtifact: download('GET'),
     headModelArtifact: download('HEAD'),
     deleteModelArtifact,
+    inspectModelArtifact,
   };
 }
 
