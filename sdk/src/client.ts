@@ -59,6 +59,11 @@ export interface ModelRepositoryClient {
   listArtifacts(productId: string, options?: RequestOptions): Promise<ModelArtifact[]>;
   getArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<ModelArtifact>;
   deleteArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<void>;
+  /**
+   * Has the server read the stored file's header again (edit access) and returns the artifact
+   * with its new `inspection`: tensors, parameters, dtypes, or the imports of a pickle.
+   */
+  inspectArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<ModelArtifact>;
 
   /** Chunked, resumable, verified upload of a file path (Node), `Blob`/`File` or bytes; returns the artifact. */
   uploadArtifact(productId: string, source: UploadSource, options?: UploadArtifactOptions): Promise<ModelArtifact>;
@@ -183,6 +188,16 @@ export function createModelRepositoryClient(options: ModelRepositoryClientOption
         signal,
       });
     },
+    inspectArtifact: (productId, artifactId, { signal } = {}) =>
+      // Safe to repeat: it only reads the stored bytes and replaces the stored result.
+      retried(
+        () =>
+          api.POST('/catalog/products/{product_id}/model-artifacts/{artifact_id}/inspect', {
+            params: { path: { product_id: productId, artifact_id: artifactId } },
+            signal,
+          }),
+        signal,
+      ),
     uploadArtifact: (productId, source, uploadOptions) => uploadArtifact(ctx, productId, source, uploadOptions),
     getUpload: (productId, uploadId, { signal } = {}) =>
       retried(

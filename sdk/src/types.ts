@@ -9,6 +9,7 @@ export type ModelUpdate = Schemas['ModelUpdate'];
 export type ModelVersion = Schemas['ModelVersion'];
 export type ModelVersionCreate = Schemas['ModelVersionCreate'];
 export type ModelArtifact = Schemas['ModelArtifact'];
+export type ArtifactInspection = Schemas['ArtifactInspection'];
 export type ArtifactUploadCreate = Schemas['ArtifactUploadCreate'];
 export type ArtifactUploadSession = Schemas['ArtifactUploadSession'];
 export type ArtifactUploadComplete = Schemas['ArtifactUploadComplete'];

@@ -69,6 +69,9 @@ const commandOptions = {
     'page-size': { type: 'string' },
   },
   'artifacts list': {},
+  inspect: {
+    refresh: { type: 'boolean' },
+  },
 } satisfies Record<string, Options>;
 
 type Command = keyof typeof commandOptions;
@@ -81,6 +84,7 @@ Commands:
   models list --space <slug> | --org <slug>
                                          List model records
   artifacts list <product-id>            List a model's artifacts
+  inspect <product-id> <artifact-id>     What a weight file holds: tensors, parameters, dtypes, pickle imports
 
 Options for every command:
   --url <url>          Server URL (default: $MODEL_REPO_URL)
@@ -126,6 +130,13 @@ const commandUsage: Record<Command, string> = {
   --limit <n>                Stop after n models (default: all)
   --page-size <n>            Models per request (default 100)`,
   'artifacts list': `Usage: model-repo artifacts list <product-id>`,
+  inspect: `Usage: model-repo inspect <product-id> <artifact-id> [--refresh]
+
+  Shows what the server read from the artifact's header when it was stored: format, parameter
+  and tensor counts, element types, architecture and quantization (GGUF), and for pickles and
+  PyTorch checkpoints the imported globals and their warnings.
+
+  --refresh                  Have the server read the header again first (needs edit access)`,
 };
 
 /** Runs the CLI; returns the exit status. Never throws. */
@@ -178,6 +189,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await listModels(ctx);
       case 'artifacts list':
         return await listArtifacts(ctx);
+      case 'inspect':
+        return await inspect(ctx);
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
@@ -200,7 +213,7 @@ function isParseArgsError(error: unknown): boolean {
 }
 
 function resolveCommand(word1: string, word2: string | undefined): Command {
-  if (word1 === 'upload' || word1 === 'download') return word1;
+  if (word1 === 'upload' || word1 === 'download' || word1 === 'inspect') return word1;
   if (word1 === 'models' || word1 === 'artifacts') {
     if (word2 === 'list') return `${word1} list`;
     throw new UsageError(`'${word1}' needs a subcommand: ${word1} list`);
@@ -236,6 +249,7 @@ const commandArgs: Record<Command, string[]> = {
   download: ['product-id', 'artifact-id'],
   'models list': [],
   'artifacts list': ['product-id'],
+  inspect: ['product-id', 'artifact-id'],
 };
 
 function expectArgs(args: string[], names: string[]): void {
@@ -415,3 +429,39 @@ async function listArtifacts(ctx: CommandContext): Promise<number> {
   }
   return 0;
 }
+
+async function inspect(ctx: CommandContext): Promise<number> {
+  const [productId, artifactId] = ctx.args as [string, string];
+  const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
+  const artifact =
+    ctx.values.refresh === true ? await ctx.client.inspectArtifact(productId, artifactId, options) : await ctx.client.getArtifact(productId, artifactId, options);
+  if (ctx.json) {
+    printJson(ctx, { artifact_id: artifact.id, file_name: artifact.file_name, inspection: artifact.inspection });
+    return 0;
+  }
+  const i = artifact.inspection;
+  if (!i) {
+    ctx.io.stdout.write(`${artifact.file_name}: not a recognised weight format (or not inspected yet)\n`);
+    return 0;
+  }
+  const rows: string[][] = [];
+  const count = (n: number) => n.toLocaleString('en-US');
+  if (i.parameter_count !== null) rows.push(['parameters', count(i.parameter_count)]);
+  if (i.tensor_count !== null) {
+    const dtypes = Object.entries(i.dtypes ?? {}).map(([dtype, n]) => `${dtype} ${count(n)}`);
+    rows.push(['tensors', `${count(i.tensor_count)}${dtypes.length > 0 ? ` (${dtypes.join(', ')})` : ''}`]);
+  }
+  if (i.architecture !== null) rows.push(['architecture', i.architecture]);
+  if (i.quantization !== null) rows.push(['quantization', i.quantization]);
+  const globals = i.metadata?.globals;
+  if (Array.isArray(globals) && globals.length > 0) rows.push(['imports', globals.join(', ')]);
+  for (const w of i.warnings) rows.push(['warning', WARNINGS[w] ?? w]);
+  if (i.error !== null) rows.push(['error', i.error]);
+  ctx.io.stdout.write(`${artifact.file_name}: ${i.format}\n${rows.length > 0 ? table(rows.map(([k, v]) => [`  ${k}`, v!])) : ''}`);
+  return 0;
+}
+
+const WARNINGS: Record<string, string> = {
+  pickle_code_execution: 'loading this file runs a pickle, which can execute code',
+  pickle_dangerous_global: 'the pickle imports a known code-execution entry point',
+};

@@ -159,6 +159,70 @@ describe('model-repo CLI', () => {
     expect(stdout.text).toMatch(/2\.0 KiB/);
   });
 
+  it('inspect shows the stored inspection; --refresh has the server read the header again', async () => {
+    const fake = new FakeModelRepository();
+    const artifact = fake.addArtifact(productId, randomBytes(64), 'tiny.gguf');
+    const { stdout, cliIo } = io(fake);
+    expect(await runCli(['inspect', productId, artifact.id], cliIo)).toBe(0);
+    expect(stdout.text).toBe('tiny.gguf: not a recognised weight format (or not inspected yet)\n');
+    expect(fake.requestsTo('POST', /\/inspect$/)).toHaveLength(0);
+
+    fake.inspectionResult = {
+      format: 'gguf',
+      parameter_count: 8030261248,
+      tensor_count: 291,
+      dtypes: { F32: 66, Q4_K: 225 },
+      architecture: 'llama',
+      quantization: 'Q4_K_M',
+      metadata: { 'general.name': 'Tiny' },
+      warnings: [],
+      error: null,
+    };
+    const refreshed = io(fake);
+    expect(await runCli(['inspect', productId, artifact.id, '--refresh'], refreshed.cliIo)).toBe(0);
+    expect(fake.requestsTo('POST', /\/inspect$/)).toHaveLength(1);
+    expect(refreshed.stdout.text).toBe(
+      [
+        'tiny.gguf: gguf',
+        '  parameters    8,030,261,248',
+        '  tensors       291 (F32 66, Q4_K 225)',
+        '  architecture  llama',
+        '  quantization  Q4_K_M',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('inspect prints the warnings of a pickle, and JSON with --json', async () => {
+    const fake = new FakeModelRepository();
+    const artifact = fake.addArtifact(productId, randomBytes(64), 'model.pkl');
+    artifact.inspection = {
+      format: 'pickle',
+      parameter_count: null,
+      tensor_count: null,
+      dtypes: null,
+      architecture: null,
+      quantization: null,
+      metadata: { globals: ['posix.system'], pickle_protocol: 4 },
+      warnings: ['pickle_code_execution', 'pickle_dangerous_global'],
+      error: null,
+    };
+    const text = io(fake);
+    expect(await runCli(['inspect', productId, artifact.id], text.cliIo)).toBe(0);
+    expect(text.stdout.text).toBe(
+      [
+        'model.pkl: pickle',
+        '  imports  posix.system',
+        '  warning  loading this file runs a pickle, which can execute code',
+        '  warning  the pickle imports a known code-execution entry point',
+        '',
+      ].join('\n'),
+    );
+    const json = io(fake);
+    expect(await runCli(['inspect', productId, artifact.id, '--json'], json.cliIo)).toBe(0);
+    expect(JSON.parse(json.stdout.text)).toEqual({ artifact_id: artifact.id, file_name: 'model.pkl', inspection: artifact.inspection });
+  });
+
   it('explains a server error with its code and request id and exits 1', async () => {
     const fake = new FakeModelRepository();
     fake.interceptors.push(() => problem(404, 'not_found', 'Model not found'));
