@@ -26,7 +26,7 @@ const FILE_TYPES: Record<number, string> = {
 const enum T { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
 const FIXED_WIDTH: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-/** Arrays longer than this are left out of `metadata` (DESIGN.md); so are very long strings. */
+/** Arrays longer than this are left out of `metadata` (the spec's ArtifactInspection); so are very long strings. */
 const MAX_ARRAY_ITEMS = 64;
 const MAX_STRING_CHARS = 64 * 1024;
 const MAX_ARRAY_DEPTH = 4;

@@ -1,5 +1,5 @@
 /**
- * Artifact inspection (DESIGN.md "Artifact inspection"): what a weight file holds, read from its
+ * Artifact inspection (docs/architecture.md, "Artifact inspection"): what a weight file holds, read from its
  * header only. One module per format, each a function of a ByteSource and a byte budget; the
  * format is chosen by the first bytes, never by the file name.
  */

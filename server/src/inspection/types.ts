@@ -1,6 +1,6 @@
 import type { components } from '../generated/api.ts';
 
-/** What is stored on the artifact (DESIGN.md "Artifact inspection"). */
+/** What is stored on the artifact (the spec's ArtifactInspection). */
 export type Inspection = components['schemas']['ArtifactInspection'];
 
 export type InspectionFormat = 'safetensors' | 'gguf' | 'onnx' | 'pytorch' | 'pickle';

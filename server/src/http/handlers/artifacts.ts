@@ -41,8 +41,8 @@ export function artifactHandlers(services: Services) {
     sendJson(res, 'createModelArtifact', 201, artifact);
   };
 
-  const inspectModelArtifact: Handler = async (req, res, ctx) => {
-    const { product_id, artifact_id } = req.params as PathParams<'inspectModelArtifact'>;
+  const inspectModelArtifact: Handler<'inspectModelArtifact'> = async (req, res, ctx) => {
+    const { product_id, artifact_id } = req.params;
     sendJson(res, 'inspectModelArtifact', 200, await services.inspections.reinspect(ctx.em, ctx.user, product_id, artifact_id));
   };
 
