@@ -403,6 +403,40 @@ export const UploadChunk = defineEntity({
 });
 export type UploadChunk = InferEntity<typeof UploadChunk>;
 
+// ─── events (the audit trail and outbox) ─────────────────────────────────────────────────
+
+/**
+ * One change, written by services/events.ts `recordEvent` in the transaction of the change itself
+ * (a rolled-back change leaves no event). Append-only: nothing updates or deletes a row.
+ *
+ * `seq` is the order readers and the webhook worker follow: an identity/autoincrement primary key
+ * (SQLite autoincrements only an INTEGER PRIMARY KEY, so the public `id` is a unique UUID beside
+ * it). Within a space, `seq` order is commit order: recordEvent takes the space's row lock on
+ * PostgreSQL before drawing the number, and SQLite has one writer at a time.
+ *
+ * The scope columns are plain UUIDs without foreign keys: the trail outlives what it describes.
+ */
+export const Event = defineEntity({
+  name: 'Event',
+  tableName: 'events',
+  properties: {
+    seq: p.bigint('number').primary().autoincrement(),
+    id: p.uuid().unique().onCreate(() => randomUUID()),
+    type: p.string().length(LIMITS.event_type),
+    occurred_at: p.datetime(),
+    /** The user who made the change; null for the system (none such yet). */
+    actor_id: p.uuid().nullable(),
+    organization_id: p.uuid(),
+    space_id: p.uuid(),
+    product_id: p.uuid().nullable(),
+    /** The model, version, alias history entry or artifact the event is about. */
+    subject_id: p.uuid().nullable(),
+    data: p.json<JsonObject>(),
+  },
+  indexes: [{ properties: ['space_id', 'seq'] }, { properties: ['product_id', 'seq'] }, { properties: ['occurred_at'] }],
+});
+export type Event = InferEntity<typeof Event>;
+
 export const ALL_ENTITIES = [
   Organization,
   Space,
@@ -416,4 +450,5 @@ export const ALL_ENTITIES = [
   ModelArtifact,
   UploadSession,
   UploadChunk,
+  Event,
 ];

@@ -26,6 +26,8 @@ export const LIMITS = {
   /** Object keys in storage. */
   storage_key: 1024,
   failure_reason: 2000,
+  /** Event type names ("artifact.created"). */
+  event_type: 64,
 } as const;
 
 /** Lowercase words joined by single hyphens: "churn-model-v2". */
@@ -51,3 +53,17 @@ export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
 
 export const ARTIFACT_STATUSES = ['available', 'deleted', 'failed'] as const;
 export type ArtifactStatus = (typeof ARTIFACT_STATUSES)[number];
+
+/** Every kind of change the audit trail records (DESIGN.md "Events and audit"). */
+export const EVENT_TYPES = [
+  'model.created',
+  'model.updated',
+  'model.archived',
+  'version.created',
+  'version.reviewed',
+  'alias.set',
+  'alias.deleted',
+  'artifact.created',
+  'artifact.deleted',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];

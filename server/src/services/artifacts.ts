@@ -17,6 +17,7 @@ import type { InspectionService } from './inspections.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts';
+import { productScope, recordEvent } from './events.ts';
 
 export type ArtifactMultipartFields = Omit<components['schemas']['ArtifactMultipartUpload'], 'file'>;
 
@@ -147,7 +148,17 @@ export class ArtifactService {
         { id: artifact.id, status: { $ne: 'deleted' } },
         { status: 'deleted', is_current: false, deleted_at: now, updated_at: now },
       );
-      if (n === 1) await tx.nativeUpdate(Product, { id: artifact.product.id }, { updated_at: now });
+      if (n === 1) {
+        await tx.nativeUpdate(Product, { id: artifact.product.id }, { updated_at: now });
+        await recordEvent(tx, {
+          type: 'artifact.deleted',
+          actorId: user.id,
+          ...(await productScope(tx, artifact.product.id)),
+          subjectId: artifact.id,
+          data: { ...artifactResponse(artifact), status: 'deleted', is_current: false, updated_at: now.toISOString() },
+          occurredAt: now,
+        });
+      }
       return n;
     });
     if (marked !== 1) throw artifactNotFound(artifactId); // deleted concurrently
@@ -272,6 +283,16 @@ export class ArtifactService {
         uploaded_at: now,
       });
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: now });
+      await recordEvent(tx, {
+        type: 'artifact.created',
+        actorId: user.id,
+        organizationId: product.space.organization.id,
+        spaceId: product.space.id,
+        productId: product.id,
+        subjectId: created.id,
+        data: artifactResponse(created),
+        occurredAt: now,
+      });
       return created;
     });
     return artifactResponse(await this.inspections.afterStore(artifact));

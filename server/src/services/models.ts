@@ -18,6 +18,7 @@ import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter } from '../persistence/queries.ts';
 import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
+import { fieldChanges, recordEvent } from './events.ts';
 
 export type ModelCreate = components['schemas']['ModelCreate'];
 export type ModelUpdate = components['schemas']['ModelUpdate'];
@@ -198,9 +199,20 @@ export class ModelService {
         if (err instanceof UniqueConstraintViolationException) throw slugTaken(slug, space.slug);
         throw err;
       }
-      return product;
+      const summary = (await summarize(tx, [product.id]))[0]!;
+      await recordEvent(tx, {
+        type: 'model.created',
+        actorId: user.id,
+        organizationId: space.organization.id,
+        spaceId: space.id,
+        productId: product.id,
+        subjectId: product.id,
+        data: summary,
+        occurredAt: product.created_at,
+      });
+      return summary;
     });
-    return (await summarize(em, [created.id]))[0]!;
+    return created;
   }
 
   async update(em: Em, user: Caller, productId: string, body: ModelUpdate): Promise<ModelSummary> {
@@ -213,15 +225,36 @@ export class ModelService {
           throw slugTaken(changes.slug as string, product.space.slug);
         }
       }
-      em.assign(product, changes);
-      // A PATCH that sets values equal to the current ones still counts as an update.
-      product.updated_at = new Date();
-      try {
-        await em.flush();
-      } catch (err) {
-        if (err instanceof UniqueConstraintViolationException) throw slugTaken(String(changes.slug), product.space.slug);
-        throw err;
-      }
+      // Copies: assign may merge into a JSON object in place.
+      const before = Object.fromEntries(Object.keys(changes).map((f) => [f, structuredClone((product as Record<string, unknown>)[f])]));
+      return em.transactional(async (tx) => {
+        // The fork shares `product` (a transaction's fork registers the parent's entities).
+        em.assign(product, changes);
+        // A PATCH that sets values equal to the current ones still counts as an update.
+        product.updated_at = new Date();
+        try {
+          await tx.flush();
+        } catch (err) {
+          if (err instanceof UniqueConstraintViolationException) throw slugTaken(String(changes.slug), product.space.slug);
+          throw err;
+        }
+        const summary = (await summarize(tx, [product.id]))[0]!;
+        const changed = fieldChanges(before, summary, Object.keys(changes));
+        // Nothing differs: no event (the trail records changes, and this was none).
+        if (Object.keys(changed).length > 0) {
+          await recordEvent(tx, {
+            type: changed.is_archived?.to === true ? 'model.archived' : 'model.updated',
+            actorId: user.id,
+            organizationId: product.space.organization.id,
+            spaceId: product.space.id,
+            productId: product.id,
+            subjectId: product.id,
+            data: { ...summary, changes: changed },
+            occurredAt: product.updated_at,
+          });
+        }
+        return summary;
+      });
     }
     return (await summarize(em, [product.id]))[0]!;
   }

@@ -63,6 +63,7 @@ import type { ServiceDeps } from './index.ts';
 import type { InspectionService } from './inspections.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
+import { productScope, recordEvent } from './events.ts';
 import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
 import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
 
@@ -675,6 +676,14 @@ export class UploadService {
           uploaded_at: now,
         });
         await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
+        await recordEvent(tx, {
+          type: 'artifact.created',
+          actorId: user.id,
+          ...(await productScope(tx, session.product.id)),
+          subjectId: created.id,
+          data: artifactResponse(created),
+          occurredAt: now,
+        });
         return created;
       });
       return { artifact: artifactResponse(await this.inspections.afterStore(artifact)), created: true };

@@ -8,6 +8,7 @@ import { requireProductEdit, requireProductView } from '../access/index.ts';
 import { Product, ProductVersion, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { dateOnly } from './summaries.ts';
+import { recordEvent } from './events.ts';
 
 export type ModelVersionCreate = components['schemas']['ModelVersionCreate'];
 export type ModelVersionResponse = components['schemas']['ModelVersion'];
@@ -72,8 +73,19 @@ export class VersionService {
         is_current: isCurrent,
       });
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: new Date() });
-      return created;
+      const response = versionResponse(created);
+      await recordEvent(tx, {
+        type: 'version.created',
+        actorId: user.id,
+        organizationId: product.space.organization.id,
+        spaceId: product.space.id,
+        productId: product.id,
+        subjectId: created.id,
+        data: response,
+        occurredAt: created.created_at,
+      });
+      return response;
     });
-    return versionResponse(version);
+    return version;
   }
 }
