@@ -54,7 +54,7 @@ export type UploadStatus = (typeof UPLOAD_STATUSES)[number];
 export const ARTIFACT_STATUSES = ['available', 'deleted', 'failed'] as const;
 export type ArtifactStatus = (typeof ARTIFACT_STATUSES)[number];
 
-/** Every kind of change the audit trail records (DESIGN.md "Events and audit"). */
+/** Every kind of change the audit trail records (docs/architecture.md, "Events"). */
 export const EVENT_TYPES = [
   'model.created',
   'model.updated',

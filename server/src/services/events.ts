@@ -1,6 +1,6 @@
 /**
- * The audit trail: every change writes one event in its own transaction (DESIGN.md "Events and
- * audit"). `recordEvent` is the single way an event is written — later features that act on
+ * The audit trail: every change writes one event in its own transaction (docs/architecture.md,
+ * "Events"). `recordEvent` is the single way an event is written — later features that act on
  * events (webhook deliveries) hook in here so they join the same transaction.
  */
 import { isDeepStrictEqual } from 'node:util';
