@@ -31,10 +31,14 @@
  * covered: on fs shared by several processes, a re-send of an already stored chunk still streaming
  * in one process while another completes the session could write into the committed file after its
  * digest was taken; well-behaved clients (the SDK) complete only after every chunk was answered.
+ *
+ * The pieces: upload-chunk-layout.ts (chunk sizes, offsets, keys), upload-session-sql.ts (the hot
+ * path's statements), upload-writers.ts (the chunks this process is receiving),
+ * upload-prefix-digest.ts (PrefixFolder); this file is the service that ties them together.
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { raw, UniqueConstraintViolationException, type EntityData } from '@mikro-orm/core';
+import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors, summarizeIndexes } from '../errors.ts';
 import { requireProductEdit, requireProductEditId } from '../access/index.ts';
@@ -48,7 +52,6 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
-import { dateParam, executeHot } from '../persistence/raw.ts';
 import {
   BlobNotFoundError,
   PartLengthError,
@@ -57,7 +60,6 @@ import {
   StagedUploadNotFoundError,
   feed,
   type StagedPart,
-  type StagedUpload,
 } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
 import type { InspectionService } from './inspections.ts';
@@ -66,123 +68,31 @@ import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { productScope, recordEvent } from './events.ts';
 import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
 import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
+import { artifactKey, chooseChunkSize, chunkLength, stagedOf } from './upload-chunk-layout.ts';
+import { PrefixFolder } from './upload-prefix-digest.ts';
+import { countChunk, findSession, insertChunkRow, receivedIndexes, recountReceivedBytes, WRITABLE } from './upload-session-sql.ts';
+import { InFlightWriters } from './upload-writers.ts';
+
+export { artifactKey, chooseChunkSize, chunkLength, MAX_CHUNKS, S3_MIN_CHUNK_SIZE } from './upload-chunk-layout.ts';
+export { PrefixFolder } from './upload-prefix-digest.ts';
+export { findSession } from './upload-session-sql.ts';
 
 export type ArtifactUploadCreate = components['schemas']['ArtifactUploadCreate'];
 export type ArtifactUploadComplete = components['schemas']['ArtifactUploadComplete'];
 export type ArtifactUploadSessionResponse = components['schemas']['ArtifactUploadSession'];
 
-const MiB = 1024 * 1024;
-/** S3 refuses parts under 5 MiB (except the last). */
-export const S3_MIN_CHUNK_SIZE = 5 * MiB;
-/** S3 allows at most 10,000 parts. */
-export const MAX_CHUNKS = 10_000;
-/** chunk_size_bytes and upload_chunks.size_bytes are 32-bit integer columns. */
-const MAX_CHUNK_SIZE = 2048 * MiB - MiB;
-
-const WRITABLE = ['initialized', 'uploading'] as const;
-
-export const artifactKey = (productId: string, artifactId: string) => `artifacts/${productId}/${artifactId}`;
 export const artifactPath = (productId: string, artifactId: string) => `/api/v1.0/catalog/products/${productId}/model-artifacts/${artifactId}`;
 export const uploadPath = (productId: string, uploadId: string) => `/api/v1.0/catalog/products/${productId}/model-artifacts/uploads/${uploadId}`;
 
-/**
- * The chunk size for an upload: the configured size, at least 5 MiB on S3, raised (to whole MiB)
- * so that no upload needs more than 10,000 chunks.
- */
-export function chooseChunkSize(configured: number, totalSize: number, backend: 'fs' | 's3'): number {
-  let size = Math.min(configured, MAX_CHUNK_SIZE);
-  if (backend === 's3') size = Math.max(size, S3_MIN_CHUNK_SIZE);
-  const floor = Math.ceil(totalSize / MAX_CHUNKS);
-  if (size < floor) size = Math.ceil(floor / MiB) * MiB;
-  return size;
-}
-
-/** Byte length of chunk `index`: the chunk size, or the remainder for the last chunk. */
-export function chunkLength(s: Pick<UploadSession, 'chunk_count' | 'chunk_size_bytes' | 'total_size_bytes'>, index: number): number {
-  return index < s.chunk_count - 1 ? s.chunk_size_bytes : s.total_size_bytes - s.chunk_size_bytes * (s.chunk_count - 1);
-}
-
-const stagedOf = (s: UploadSession): StagedUpload => ({ key: s.staging_key, uploadId: s.storage_upload_id ?? null });
 const isExpired = (s: UploadSession, now = new Date()) => s.expires_at.getTime() <= now.getTime();
 const sessionNotFound = (id: string) => errors.notFound(`Upload session '${id}' was not found.`);
-
-/** One chunk being received by this process (see UploadService.putChunk). */
-interface ChunkWrite {
-  stop(reason: Error): void;
-  settled: Promise<void>;
-}
-
-// Statements every chunk request runs: plain SQL (executeHot), no query building.
-/**
- * Upload session `id` (of product `productId` when given) as the database has it now, as a managed
- * entity of a fresh fork (never from an identity map), or null. One plain statement mapped like a
- * findOne's result: every chunk request reads its session, and building the query through the
- * ORM cost several times the lookup.
- */
-export async function findSession(
-  em: Em,
-  id: string,
-  productId?: string,
-  chunkIndex?: number,
-): Promise<{ session: UploadSession; chunkReceived?: boolean } | null> {
-  sessionSql ??= sessionStatements(em);
-  type Row = EntityData<UploadSession> & { chunk_received?: number | string };
-  const [row] =
-    productId === undefined
-      ? await executeHot<Row>(em, 'upload_session', sessionSql.byId, [id])
-      : chunkIndex === undefined
-        ? await executeHot<Row>(em, 'upload_session_of_product', sessionSql.ofProduct, [id, productId])
-        : await executeHot<Row>(em, 'upload_session_with_chunk', sessionSql.withChunk, [chunkIndex, id, productId]);
-  if (!row) return null;
-  const { chunk_received: received, ...columns } = row;
-  const session = em.fork().map(UploadSession, columns as EntityData<UploadSession>);
-  return received === undefined ? { session } : { session, chunkReceived: Number(received) > 0 };
-}
-
-let sessionSql: { byId: string; ofProduct: string; withChunk: string } | undefined;
-/**
- * The session lookups, naming the entity's columns (not `*`: a prepared statement whose result
- * columns change under it, e.g. after another process migrated the schema, fails on PostgreSQL).
- */
-function sessionStatements(em: Em): { byId: string; ofProduct: string; withChunk: string } {
-  const columns = em
-    .getMetadata()
-    .get(UploadSession.meta.className)
-    .props.flatMap((prop) => (prop.persist === false ? [] : (prop.fieldNames ?? [])))
-    .map((column) => `s.${column}`)
-    .join(', ');
-  const select = `select ${columns} from upload_sessions s where s.id = ?`;
-  const received = '(select count(*) from upload_chunks c where c.session_id = s.id and c.chunk_index = ?) as chunk_received';
-  return {
-    byId: select,
-    ofProduct: `${select} and s.product_id = ?`,
-    withChunk: `select ${columns}, ${received} from upload_sessions s where s.id = ? and s.product_id = ?`,
-  };
-}
-const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where session_id = ? order by chunk_index';
-const INSERT_CHUNK_SQL =
-  'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)';
-/**
- * The session's byte count, derived from its chunk rows in the same statement (so a connection lost
- * between a chunk's row and this update cannot leave it short: the next chunk recounts), on a
- * session that still takes chunks; returns the row when it did.
- */
-const RECEIVED_BYTES_OF_ROWS = '(select coalesce(sum(c.size_bytes), 0) from upload_chunks c where c.session_id = upload_sessions.id)';
-const COUNT_CHUNK_SQL =
-  `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, status = 'uploading', updated_at = ?, row_version = row_version + 1 ` +
-  `where id = ? and status in (${WRITABLE.map((status) => `'${status}'`).join(', ')}) returning id`;
-/** The byte count recomputed after chunk rows were removed. */
-const RECOUNT_SQL = `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, updated_at = ?, row_version = row_version + 1 where id = ?`;
-const INDEX_RECEIVED_SQL = 'select chunk_index from upload_chunks where session_id = ? and chunk_index = ?';
 
 /** Thrown inside a completion transaction that lost the race for the session. */
 class LostRace extends Error {}
 
 export class UploadService {
-  /** Chunks being received by this process, per session and index. */
-  private readonly writes = new Map<string, Map<number, ChunkWrite>>();
-  /** Sessions this process is completing or aborting: new chunks for them are refused. */
-  private readonly closing = new Set<string>();
+  /** The chunks this process is receiving, and the sessions it is completing or aborting. */
+  private readonly writers = new InFlightWriters();
   readonly folder: PrefixFolder;
   /** The hash threads of the prefix digests (see PrefixFolder). */
   private readonly hashThreads: { running: HashThread; saved: HashThread };
@@ -201,7 +111,7 @@ export class UploadService {
     const directReads = deps.storage.capabilities.directIo;
     this.hashThreads = { running: new HashThread({ lowPriority: false, directReads }), saved: new HashThread({ lowPriority: true, directReads }) };
     this.foldsStaged = deps.storage.capabilities.readStagedParts;
-    this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged, (sessionId, index) => this.writes.get(sessionId)?.has(index) ?? false);
+    this.folder = new PrefixFolder(deps, this.hashThreads, this.foldsStaged, (sessionId, index) => this.writers.receiving(sessionId, index));
   }
 
   /** Stops the hash worker thread (graceful shutdown, tests). */
@@ -240,20 +150,8 @@ export class UploadService {
     return (await findSession(em, id, productId))?.session ?? null;
   }
 
-  /**
-   * Indexes of the chunks received so far, ascending (or whether `only` was received). Every chunk
-   * answer lists them: plain SQL, no query building.
-   */
-  private async receivedIndexes(em: Em, sessionId: string, only?: number): Promise<number[]> {
-    const rows =
-      only === undefined
-        ? await executeHot<{ chunk_index: number }>(em, 'chunk_indexes', RECEIVED_INDEXES_SQL, [sessionId])
-        : await executeHot<{ chunk_index: number }>(em, 'chunk_index_received', INDEX_RECEIVED_SQL, [sessionId, only]);
-    return rows.map((r) => Number(r.chunk_index));
-  }
-
   private async response(em: Em, s: UploadSession, received?: number[]): Promise<ArtifactUploadSessionResponse> {
-    const chunks = received ?? (await this.receivedIndexes(em, s.id));
+    const chunks = received ?? (await receivedIndexes(em, s.id));
     const status = (WRITABLE as readonly string[]).includes(s.status) && isExpired(s) ? 'expired' : s.status;
     return {
       id: s.id,
@@ -383,34 +281,18 @@ export class UploadService {
       throw errors.chunkSizeMismatch(`Chunk ${index} must be exactly ${expected} bytes; received ${headers.contentLength}.`);
     }
     const digest = parseContentDigest(headers.contentDigest);
-    if (this.closing.has(session.id)) {
+    if (this.writers.isClosing(session.id)) {
       throw errors.uploadNotWritable(`Upload session ${session.id} is being completed or aborted and takes no more chunks.`);
     }
 
     // One writer per chunk in this process: a re-send stops an older request still streaming the
     // same chunk (its client has given up on it) before writing, so the two never overlap.
-    const writes = this.writes.get(session.id) ?? new Map<number, ChunkWrite>();
-    this.writes.set(session.id, writes);
-    const older = writes.get(index);
-    let release!: () => void;
-    const settled = new Promise<void>((resolve) => (release = resolve));
-    const stopper = { reason: null as Error | null, stream: null as ChunkBody | null };
-    const mine: ChunkWrite = {
-      stop: (reason) => {
-        stopper.reason = reason;
-        stopper.stream?.destroy(reason);
-      },
-      settled,
-    };
-    writes.set(index, mine);
+    const writer = this.writers.begin(session.id, index);
     try {
-      if (older) {
-        older.stop(errors.conflict(`Chunk ${index} was sent again while this request was still streaming it.`));
-        await older.settled;
-      }
+      const older = await writer.takeOver(errors.conflict(`Chunk ${index} was sent again while this request was still streaming it.`));
       // Whether the chunk was stored before came with the session, unless an older request for it
       // was still running here (it may have recorded the chunk since).
-      const replace = older || chunkReceived === undefined ? (await this.receivedIndexes(em, session.id, index)).length > 0 : chunkReceived;
+      const replace = older || chunkReceived === undefined ? (await receivedIndexes(em, session.id, index)).length > 0 : chunkReceived;
       if (replace) {
         // The bytes in staging are about to change under the prefix digest: from now on
         // completion hashes everything (a torn or different chunk can never slip through).
@@ -425,8 +307,7 @@ export class UploadService {
       // Its errors reach us through putPart; this listener only keeps one raised before putPart
       // is listening (a short body can be rejected before storage opened its file) from being fatal.
       chunk.on('error', () => {});
-      stopper.stream = chunk;
-      if (stopper.reason) throw stopper.reason;
+      writer.attach(chunk);
       const detach = feed(body, chunk);
       let etag: string | null;
       try {
@@ -438,15 +319,13 @@ export class UploadService {
           replace,
         }));
       } catch (err) {
-        throw await this.chunkFailure(em, session, index, err, stopper.reason, body);
+        throw await this.chunkFailure(em, session, index, err, writer.stopReason, body);
       } finally {
         detach();
       }
       return await this.recordChunk(em, session, index, { size: expected, sha256: chunk.sha256, etag }, replace, prefix);
     } finally {
-      if (writes.get(index) === mine) writes.delete(index);
-      if (writes.size === 0 && this.writes.get(session.id) === writes) this.writes.delete(session.id);
-      release();
+      writer.end();
     }
   }
 
@@ -493,15 +372,7 @@ export class UploadService {
     const row = { size_bytes: chunk.size, sha256: chunk.sha256, etag: chunk.etag, received_at: now };
     if (!replace) {
       try {
-        await executeHot(em, 'chunk_insert', INSERT_CHUNK_SQL, [
-          randomUUID(),
-          session.id,
-          index,
-          chunk.size,
-          chunk.sha256,
-          chunk.etag,
-          dateParam(em, now),
-        ]);
+        await insertChunkRow(em, session.id, index, chunk, now);
       } catch (err) {
         if (!(err instanceof UniqueConstraintViolationException)) throw err;
         replace = true; // a twin request recorded this index first
@@ -515,8 +386,7 @@ export class UploadService {
         { hash_state: prefix.save(), hashed_chunks: index + 1 },
       );
     }
-    const counted = (await executeHot(em, 'chunk_count', COUNT_CHUNK_SQL, [dateParam(em, now), session.id])).length;
-    if (counted !== 1) {
+    if (!(await countChunk(em, session.id, now))) {
       // Completed, failed, aborted or expired while this chunk streamed: its bytes will not be used.
       const current = await this.reload(em, session.id);
       if (!current || current.status === 'aborted') throw sessionNotFound(session.id);
@@ -524,18 +394,14 @@ export class UploadService {
       throw errors.uploadNotWritable(`Upload session ${session.id} no longer takes chunks.`);
     }
     this.folder.kick(session.id, replace ? undefined : index);
-    const received = await this.receivedIndexes(em, session.id);
+    const received = await receivedIndexes(em, session.id);
     session.status = 'uploading';
     return this.response(em, session, received);
   }
 
   /** Stops this process's writers of a session and keeps new ones out until `done` is called. */
-  private async quiesce(sessionId: string, why: string): Promise<() => void> {
-    this.closing.add(sessionId);
-    const writes = [...(this.writes.get(sessionId)?.values() ?? [])];
-    for (const w of writes) w.stop(errors.uploadNotWritable(`Upload session ${sessionId} is being ${why}; the chunk was not stored.`));
-    await Promise.all(writes.map((w) => w.settled));
-    return () => this.closing.delete(sessionId);
+  private quiesce(sessionId: string, why: string): Promise<() => void> {
+    return this.writers.quiesce(sessionId, () => errors.uploadNotWritable(`Upload session ${sessionId} is being ${why}; the chunk was not stored.`));
   }
 
   // ─── complete ──────────────────────────────────────────────────────────────────────────
@@ -577,7 +443,7 @@ export class UploadService {
   }
 
   private async missingChunks(em: Em, s: UploadSession): Promise<number[]> {
-    const received = new Set(await this.receivedIndexes(em, s.id));
+    const received = new Set(await receivedIndexes(em, s.id));
     const missing: number[] = [];
     for (let i = 0; i < s.chunk_count; i++) if (!received.has(i)) missing.push(i);
     return missing;
@@ -707,7 +573,7 @@ export class UploadService {
   private async dropTornChunks(em: Em, session: UploadSession, indexes: number[]): Promise<Error> {
     await em.transactional(async (tx) => {
       await tx.nativeDelete(UploadChunk, { session: session.id, chunk_index: { $in: indexes } });
-      await tx.execute(RECOUNT_SQL, [dateParam(tx, new Date()), session.id]);
+      await recountReceivedBytes(tx, session.id, new Date());
     });
     this.deps.logger.warn({ upload_id: session.id, chunks: indexes }, 'staged chunks did not match their recorded digests; they must be sent again');
     return errors.uploadIncomplete(
@@ -823,253 +689,4 @@ export async function requireVersionOf(em: Em, productId: string, versionId: str
       { loc, msg: 'is not a version of this model', type: 'reference' },
     ]);
   }
-}
-
-/**
- * Extends the digests of upload prefixes with the chunks stored after them, reading the chunks
- * back from the local staging file (fs only: S3 cannot read unfinished multipart uploads).
- *
- * Two digests per session, both covering chunks [0, n) exactly, both computed on worker threads
- * that read the staging file themselves, so no byte is hashed a second time on the event loop:
- * - a running node:crypto hash (SHA-NI speed) kept by this process's `running` thread, which
- *   completion in this process normally uses; lost on a restart and unknown to other processes
- *   (each process folding a session keeps its own). It follows every stored chunk at once.
- * - the hash-wasm state saved in the session row (`hash_state`, `hashed_chunks`), which survives
- *   crashes and serves any process. WebAssembly SHA-256 costs ~4× the CPU of node:crypto, so it
- *   is not kept in step while chunks stream in (that CPU would come out of the transfer): it
- *   catches up on the `saved` thread, at the lowest CPU priority, once the session has had no new
- *   chunk for a second, or once it lags a whole SAVE_LAG_BYTES behind. A completion that finds it
- *   behind resumes it when little is missing, else hashes the file once with node:crypto
- *   (UploadService.digest). The conditional update lets one process win each step when several
- *   fold the same session.
- */
-export class PrefixFolder {
-  private readonly memory = new Map<string, MemoryDigest>();
-  private readonly running = new Map<string, Promise<void>>();
-  private readonly again = new Set<string>();
-  private readonly saving = new Map<string, Promise<void>>();
-  private readonly saveAgain = new Set<string>();
-  /** Sessions completed or aborted by this process (recent ones). */
-  private readonly closed = new Set<string>();
-  /** Chunks folded (and saved) at a time. */
-  private static readonly BATCH = 4;
-  /** The saved state catches up once the session had no new chunk for this long … */
-  private static readonly SAVE_WHEN_IDLE_MS = 1000;
-  /** … or once the running digest is this many bytes ahead of it. */
-  static readonly SAVE_LAG_BYTES = 4 * 1024 ** 3;
-  private readonly saveTimers = new Map<string, NodeJS.Timeout>();
-  /** Sessions whose memory digest is kept (oldest dropped first: they fall back to the saved state). */
-  private static readonly MAX_SESSIONS = 256;
-
-  constructor(
-    private readonly deps: ServiceDeps,
-    private readonly threads: { running: HashThread; saved: HashThread },
-    private readonly enabled: boolean,
-    /** Whether this process is receiving chunk `index` of the session right now. */
-    private readonly receiving: (sessionId: string, index: number) => boolean = () => false,
-  ) {}
-
-  /**
-   * Schedules folding the session's newly stored chunks, after a chunk was recorded (`index`: the
-   * chunk this process stored and recorded, which spares the fold a query for it).
-   */
-  kick(sessionId: string, index?: number): void {
-    if (!this.enabled) return;
-    if (index !== undefined) this.memory.get(sessionId)?.recorded.add(index);
-    this.schedule(this.running, this.again, sessionId, () => this.foldMemory(sessionId), () => this.saveIfFarBehind(sessionId));
-    this.saveWhenQuiet(sessionId);
-  }
-
-  /** Extends the saved state now when it lags a whole SAVE_LAG_BYTES behind the running digest. */
-  private saveIfFarBehind(sessionId: string): void {
-    const entry = this.memory.get(sessionId);
-    if (entry && (entry.next - entry.savedKick) * entry.meta.chunk_size_bytes >= PrefixFolder.SAVE_LAG_BYTES) {
-      entry.savedKick = entry.next;
-      this.kickSave(sessionId);
-    }
-  }
-
-  /**
-   * (Re)starts the session's quiet timer: the saved state catches up once no chunk was recorded
-   * for SAVE_WHEN_IDLE_MS (measured from the chunks, not from the folds, which may lag behind
-   * while the hash thread is busy).
-   */
-  private saveWhenQuiet(sessionId: string): void {
-    clearTimeout(this.saveTimers.get(sessionId));
-    const timer = setTimeout(() => {
-      this.saveTimers.delete(sessionId);
-      const entry = this.memory.get(sessionId);
-      if (entry) entry.savedKick = entry.next;
-      this.kickSave(sessionId);
-    }, PrefixFolder.SAVE_WHEN_IDLE_MS);
-    timer.unref();
-    this.saveTimers.set(sessionId, timer);
-  }
-
-  private kickSave(sessionId: string): void {
-    this.schedule(this.saving, this.saveAgain, sessionId, () => this.foldSaved(sessionId));
-  }
-
-  private schedule(running: Map<string, Promise<void>>, again: Set<string>, id: string, step: () => Promise<void>, then?: () => void): void {
-    if (running.has(id)) {
-      again.add(id);
-      return;
-    }
-    const run = (async () => {
-      do {
-        again.delete(id);
-        await step();
-        then?.();
-      } while (again.has(id));
-    })()
-      .catch((err: unknown) => this.deps.logger.warn({ err, upload_id: id }, 'could not extend the upload digest; completion will read the bytes'))
-      .finally(() => running.delete(id));
-    running.set(id, run);
-  }
-
-  /** Folds whatever was stored since, when this process keeps a memory digest of the session. */
-  catchUp(sessionId: string): void {
-    if (this.memory.has(sessionId)) this.kick(sessionId);
-  }
-
-  /** Waits for the memory fold of the session (the saved state may lag behind). */
-  async settle(sessionId: string): Promise<void> {
-    await this.running.get(sessionId);
-  }
-
-  /** Waits for every fold running in this process. */
-  async idle(): Promise<void> {
-    await Promise.all([...this.running.values(), ...this.saving.values()]);
-  }
-
-  /** Hex digest of the whole upload when this process's running digest covers all its chunks. */
-  async digestIfComplete(sessionId: string): Promise<string | null> {
-    const entry = this.memory.get(sessionId);
-    if (!entry || entry.next !== entry.meta.chunk_count) return null;
-    return this.threads.running.digest(sessionId, entry.meta.total_size_bytes);
-  }
-
-  /** Drops this process's running digest of a session. */
-  private dropMemory(sessionId: string): void {
-    this.memory.delete(sessionId);
-    this.threads.running.drop(sessionId);
-  }
-
-  /** The session is completed or aborted here: drop its digests and stop saving its state. */
-  forget(sessionId: string): void {
-    this.dropMemory(sessionId);
-    clearTimeout(this.saveTimers.get(sessionId));
-    this.saveTimers.delete(sessionId);
-    this.closed.add(sessionId);
-    while (this.closed.size > PrefixFolder.MAX_SESSIONS) this.closed.delete(this.closed.values().next().value!);
-  }
-
-  /** End of the contiguous run of recorded chunks from `start` (at most BATCH): [start, end). */
-  private async contiguousFrom(em: Em, sessionId: string, start: number): Promise<number> {
-    const rows = await em
-      .createQueryBuilder(UploadChunk, 'c')
-      .select(['c.chunk_index'])
-      .where({ session: sessionId, chunk_index: { $gte: start, $lt: start + PrefixFolder.BATCH } })
-      .orderBy({ chunk_index: 'asc' })
-      .execute<{ chunk_index: number }[]>('all', false);
-    let end = start;
-    while (end - start < rows.length && Number(rows[end - start]!.chunk_index) === end) end++;
-    return end;
-  }
-
-  private byteRange(meta: FoldMeta, start: number, end: number): { start: number; end: number } {
-    return { start: start * meta.chunk_size_bytes, end: (end - 1) * meta.chunk_size_bytes + chunkLength(meta, end - 1) - 1 };
-  }
-
-  private async foldMemory(sessionId: string): Promise<void> {
-    const em = this.deps.orm.em.fork();
-    let entry = this.memory.get(sessionId);
-    if (!entry) {
-      const s = await em.findOne(UploadSession, { id: sessionId });
-      if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken) return;
-      const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
-      if (!meta.path) return;
-      entry = { next: 0, meta, recorded: new Set(), savedKick: s.hashed_chunks };
-      this.memory.set(sessionId, entry);
-      while (this.memory.size > PrefixFolder.MAX_SESSIONS) this.dropMemory(this.memory.keys().next().value!);
-    }
-    let progressed = false;
-    try {
-      for (;;) {
-        const start = entry.next;
-        if (start >= entry.meta.chunk_count) return;
-        // Chunks this process recorded are known. Others (another process's) are looked up, but
-        // only when nothing known moved the digest in this run, and not while this process is
-        // still receiving the next one (its own kick follows): the next kick looks again.
-        let end = start;
-        while (end - start < PrefixFolder.BATCH && entry.recorded.has(end)) entry.recorded.delete(end++);
-        if (end === start && !progressed && !this.receiving(sessionId, start)) {
-          end = await this.contiguousFrom(em, sessionId, start);
-          for (const i of entry.recorded) if (i < end) entry.recorded.delete(i);
-        }
-        if (end === start) return;
-        progressed = true; // the next chunk has not arrived yet: its arrival kicks us again
-        const range = this.byteRange(entry.meta, start, end);
-        const { bytes } = await this.threads.running.fold(sessionId, entry.meta.path!, range);
-        if (bytes !== range.end - range.start + 1) throw new Error(`the staging file ended at ${range.start + bytes}, before ${range.end + 1}`);
-        entry.next = end;
-      }
-    } catch (err) {
-      if (this.memory.get(sessionId) === entry) this.dropMemory(sessionId); // a partly updated hash is useless
-      throw err;
-    }
-  }
-
-  private async foldSaved(sessionId: string): Promise<void> {
-    const em = this.deps.orm.em.fork();
-    let s: UploadSession | null = null;
-    for (;;) {
-      if (this.closed.has(sessionId)) return;
-      s ??= await em.fork().findOne(UploadSession, { id: sessionId });
-      if (!s || !(WRITABLE as readonly string[]).includes(s.status) || s.hash_broken || !s.hash_state) return;
-      const start = s.hashed_chunks;
-      if (start >= s.chunk_count) return;
-      const end = await this.contiguousFrom(em, sessionId, start);
-      if (end === start) return;
-      const meta = foldMetaOf(s, this.deps.storage.localStagedPath(stagedOf(s)));
-      if (!meta.path) return;
-      const range = this.byteRange(meta, start, end);
-      const { state, bytes } = await this.threads.saved.extendSaved(s.hash_state, meta.path, range);
-      if (bytes !== range.end - range.start + 1) return;
-      const n = await em.nativeUpdate(
-        UploadSession,
-        { id: sessionId, hashed_chunks: start, hash_broken: false },
-        { hash_state: state, hashed_chunks: end },
-      );
-      if (n === 1) {
-        s.hash_state = state;
-        s.hashed_chunks = end;
-      } else {
-        s = null; // someone else moved the prefix (or broke it): look again
-      }
-    }
-  }
-}
-
-/** This process's running digest of a session's chunks [0, next) (the hash is on the running thread). */
-interface MemoryDigest {
-  next: number;
-  meta: FoldMeta;
-  /** Chunks at or after `next` this process recorded (no need to look them up). */
-  recorded: Set<number>;
-  /** `next` when the saved state was last asked to catch up. */
-  savedKick: number;
-}
-
-/** What folding needs of a session (fixed for its lifetime). */
-interface FoldMeta {
-  chunk_count: number;
-  chunk_size_bytes: number;
-  total_size_bytes: number;
-  /** The local staging file (null: the backend keeps none). */
-  path: string | null;
-}
-
-function foldMetaOf(s: UploadSession, path: string | null): FoldMeta {
-  return { chunk_count: s.chunk_count, chunk_size_bytes: s.chunk_size_bytes, total_size_bytes: s.total_size_bytes, path };
 }
