@@ -26,6 +26,7 @@ export const ErrorCode = {
   checksumMismatch: 'checksum_mismatch',
   rangeNotSatisfiable: 'range_not_satisfiable',
   rateLimited: 'rate_limited',
+  insufficientStorage: 'insufficient_storage',
   internal: 'internal_error',
   unavailable: 'service_unavailable',
 } as const;
@@ -98,6 +99,8 @@ export const errors = {
     new AppError(416, ErrorCode.rangeNotSatisfiable, 'Range Not Satisfiable', `Requested range is outside the artifact (${size} bytes).`, undefined, {
       'Content-Range': `bytes */${size}`,
     }),
+  insufficientStorage: () =>
+    new AppError(507, ErrorCode.insufficientStorage, 'Insufficient Storage', 'The server has no storage space left for these bytes; nothing was stored. Retry later.'),
   unavailable: (detail: string) => new AppError(503, ErrorCode.unavailable, 'Service Unavailable', detail),
 };
 

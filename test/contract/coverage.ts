@@ -36,6 +36,14 @@ export const EXEMPTIONS: readonly Exemption[] = [
     status: 302,
     reason: 'filesystem storage streams the bytes itself; only S3 in redirect mode answers with a presigned-URL redirect',
   },
+  ...(['sqlite', 'postgres'] as const).flatMap((target) =>
+    (['initiateArtifactUpload', 'uploadArtifactChunk', 'completeArtifactUpload', 'createModelArtifact'] as const).map((operationId) => ({
+      target,
+      operationId,
+      status: 507,
+      reason: 'needs a full disk; the answer to ENOSPC is tested in test/integration/storage-full.test.ts',
+    })),
+  ),
 ];
 
 export function exemptionsFor(target: TargetName): Exemption[] {

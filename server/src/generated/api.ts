@@ -679,7 +679,8 @@ export interface components {
              * @description A stable machine-readable code, for example `validation_error`, `not_found`,
              *     `artifact_file_not_found`, `forbidden`, `catalog_limit_reached`, `slug_conflict`,
              *     `upload_incomplete`, `upload_expired`, `chunk_size_mismatch`, `chunk_digest_mismatch`,
-             *     `checksum_mismatch`, `payload_too_large`, `unsupported_media_type`, `unauthenticated`.
+             *     `checksum_mismatch`, `payload_too_large`, `unsupported_media_type`, `unauthenticated`,
+             *     `insufficient_storage`.
              */
             code: string;
             /** @description The request path the problem occurred on. */
@@ -732,7 +733,7 @@ export interface components {
             deployment_status?: components["schemas"]["DeploymentStatus"];
             /**
              * Format: uri
-             * @description Serving endpoint or operational URL (an absolute URI).
+             * @description Serving endpoint or operational URL: an absolute http, https, grpc or grpcs URI (other schemes, such as javascript:, are refused).
              */
             serving_url?: string;
             /** @description Input schema metadata: a JSON object of at most 64 KiB. */
@@ -793,7 +794,7 @@ export interface components {
             deployment_status?: components["schemas"]["DeploymentStatus"];
             /**
              * Format: uri
-             * @description Serving endpoint or operational URL (an absolute URI).
+             * @description Serving endpoint or operational URL: an absolute http, https, grpc or grpcs URI (other schemes, such as javascript:, are refused).
              */
             serving_url?: string | null;
             /** @description Input schema metadata: a JSON object of at most 64 KiB. */
@@ -958,6 +959,10 @@ export interface components {
             file: string;
             /** @description Defaults to the file part's file name. Any characters but NUL are kept as given. */
             file_name?: string;
+            /**
+             * @description Defaults to the file part's type. A `type/subtype`, optionally followed by `;` and
+             *     parameters in printable ASCII.
+             */
             content_type?: string;
             sha256?: components["schemas"]["Sha256"];
             artifact_kind?: components["schemas"]["ArtifactKind"];
@@ -987,7 +992,11 @@ export interface components {
              *     path, and downloads send it in a sanitized `Content-Disposition`.
              */
             file_name: string;
-            /** @description MIME content type. */
+            /**
+             * @description MIME content type, sent back as the download's `Content-Type`: a `type/subtype`, optionally
+             *     followed by `;` and parameters in printable ASCII (no control characters, line breaks or
+             *     non-ASCII characters, which no HTTP header can carry).
+             */
             content_type: string;
             /** @description Total file size in bytes. */
             total_size_bytes: number;
@@ -1198,6 +1207,19 @@ export interface components {
          *     fails validation.
          */
         CompletionRejected: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The server's storage is full (the filesystem reported no space left): nothing of this request
+         *     was stored, and a chunk stored earlier stays intact. Retry once space was freed.
+         */
+        InsufficientStorage: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
@@ -1723,6 +1745,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["CompletionRejected"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
     getModelArtifact: {
@@ -2024,6 +2047,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
     getArtifactUpload: {
@@ -2149,6 +2173,7 @@ export interface operations {
             410: components["responses"]["Gone"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ChunkRejected"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
     completeArtifactUpload: {
@@ -2204,6 +2229,7 @@ export interface operations {
             410: components["responses"]["Gone"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["CompletionRejected"];
+            507: components["responses"]["InsufficientStorage"];
         };
     };
     getOpenApiDocument: {

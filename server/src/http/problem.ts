@@ -23,6 +23,10 @@ interface HttpishError {
   headers?: Record<string, string>;
 }
 
+/** busboy's messages for a multipart body it cannot parse (and multer's for a body cut short). */
+const MALFORMED_MULTIPART =
+  /^(Malformed part header|Malformed content type|Unexpected end of form|Unexpected end of file|Missing Content-Type|Unsupported content type.*|Multipart: Boundary not found|Request aborted|Request closed)$/;
+
 /** Turns the validator's `/body/name` style paths into `["body", "name"]`. */
 function locOf(path: string | undefined): (string | number)[] {
   if (!path) return [];
@@ -30,7 +34,16 @@ function locOf(path: string | undefined): (string | number)[] {
     .replace(/^\./, '')
     .split(/[/.]/)
     .filter((p) => p.length > 0)
-    .map((p) => (/^\d+$/.test(p) ? Number(p) : decodeURIComponent(p)));
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : decodedOrAsIs(p)));
+}
+
+/** A %-encoded path piece decoded, or as it is when its escapes are malformed (never a throw here). */
+function decodedOrAsIs(piece: string): string {
+  try {
+    return decodeURIComponent(piece);
+  } catch {
+    return piece;
+  }
 }
 
 function fieldErrorsOf(items: ValidatorErrorItem[]): FieldError[] {
@@ -70,6 +83,16 @@ export function toAppError(err: unknown, req?: Request): AppError | undefined {
     return e.code === 'LIMIT_FILE_SIZE'
       ? errors.payloadTooLarge('The file is larger than this server accepts.')
       : errors.validation(`Multipart request rejected: ${e.message ?? e.code}.`, []);
+  }
+  // The disk (or a quota) is full: ENOSPC/EDQUOT from the fs store, or their message when the
+  // validator's multer step passed the error on as a 500 of its own.
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT' || (status === 500 && /^(ENOSPC|EDQUOT)\b/.test(e.message ?? ''))) {
+    return errors.insufficientStorage();
+  }
+  // A multipart body the parser (busboy, through multer) cannot read reaches us as the validator's
+  // 500 with the parser's message: the caller's mistake, not ours.
+  if (status === 500 && typeof e.message === 'string' && MALFORMED_MULTIPART.test(e.message)) {
+    return errors.badRequest(`The multipart/form-data body could not be read: ${e.message}. Send one part named "file" and the fields as text parts.`);
   }
   // express-openapi-validator errors carry status + errors[]
   if (typeof status === 'number' && Array.isArray(e.errors)) {

@@ -1,9 +1,11 @@
 /**
  * A screen in front of the validator for input no schema can express but the database would
- * choke on (NUL characters) or that would overflow recursive checks (very deep JSON).
+ * choke on (NUL characters, lone UTF-16 surrogates) or that would overflow recursive checks (very
+ * deep JSON).
  */
 import type { NextFunction, Request, Response } from 'express';
 import { errors } from '../errors.ts';
+import { hasLoneSurrogate } from '../services/input-rules.ts';
 
 /** JSON bodies nest at most this deep (a deeper one is refused before anything recurses into it). */
 const MAX_JSON_DEPTH = 64;
@@ -31,6 +33,9 @@ export function screenRequest(req: Request, _res: Response, next: NextFunction):
   next();
 }
 
+/** A JSON `\\ud800` escape without its pair: valid JSON, but no UTF-8 text can hold it. */
+const LONE_SURROGATE = 'must not contain a lone UTF-16 surrogate (a \\uD800–\\uDFFF escape without its pair)';
+
 interface PathNode {
   key: string | number;
   parent: PathNode | null;
@@ -48,6 +53,7 @@ function jsonProblem(value: unknown): { loc: (string | number)[]; msg: string; t
     const [v, depth, at] = stack.pop()!;
     if (typeof v === 'string') {
       if (v.includes('\0')) return { loc: locOf(at), msg: 'must not contain the NUL character', type: 'pattern' };
+      if (hasLoneSurrogate(v)) return { loc: locOf(at), msg: LONE_SURROGATE, type: 'pattern' };
     } else if (v !== null && typeof v === 'object') {
       if (depth >= MAX_JSON_DEPTH) return { loc: locOf(at), msg: `nests deeper than ${MAX_JSON_DEPTH} levels`, type: 'maxDepth' };
       if (Array.isArray(v)) {
@@ -55,6 +61,7 @@ function jsonProblem(value: unknown): { loc: (string | number)[]; msg: string; t
       } else {
         for (const [k, item] of Object.entries(v)) {
           if (k.includes('\0')) return { loc: locOf({ key: k, parent: at }), msg: 'must not contain the NUL character', type: 'pattern' };
+          if (hasLoneSurrogate(k)) return { loc: locOf({ key: k, parent: at }), msg: LONE_SURROGATE, type: 'pattern' };
           stack.push([item, depth + 1, { key: k, parent: at }]);
         }
       }

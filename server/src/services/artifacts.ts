@@ -18,14 +18,13 @@ import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts';
 import { productScope, recordEvent } from './events.ts';
+import { requireMediaType } from './input-rules.ts';
 
 export type ArtifactMultipartFields = Omit<components['schemas']['ArtifactMultipartUpload'], 'file'>;
 
 /** Presigned download URLs live this long. */
 export const DOWNLOAD_URL_TTL_SECONDS = 300;
 
-/** Same rule as the initiation's `content_type` in the spec. */
-const CONTENT_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?$/;
 
 const artifactNotFound = (id: string) => errors.notFound(`Artifact '${id}' was not found.`);
 
@@ -230,11 +229,7 @@ export class ArtifactService {
       ]);
     }
     const contentType = fields.content_type ?? (file.mimeType || 'application/octet-stream');
-    if (!CONTENT_TYPE.test(contentType) || contentType.length > LIMITS.content_type) {
-      throw errors.validation(`content_type ${JSON.stringify(contentType.slice(0, 100))} is not a MIME type such as application/octet-stream.`, [
-        { loc: ['body', 'content_type'], msg: 'must be a MIME type such as application/octet-stream', type: 'pattern' },
-      ]);
-    }
+    requireMediaType(contentType, LIMITS.content_type);
     let metadata: Record<string, unknown> | null = null;
     if (fields.metadata !== undefined) {
       let parsed: unknown;

@@ -2,6 +2,7 @@
  * Model records (catalog products of a model type): list, create, read, update, archive.
  */
 import { LockMode, UniqueConstraintViolationException, type FilterQuery } from '@mikro-orm/core';
+import { requireServingUrlScheme } from './input-rules.ts';
 import type { components, operations } from '../generated/api.ts';
 import { errors, type FieldError } from '../errors.ts';
 import {
@@ -161,6 +162,7 @@ export class ModelService {
   async create(em: Em, user: Caller, spaceSlug: string, body: ModelCreate): Promise<ModelSummary> {
     const { space } = await requireSpaceWrite(em, user, spaceSlug);
     checkJsonSize(body, JSON_FIELDS);
+    requireServingUrlScheme(body.serving_url);
     const slug = body.slug ?? slugify(body.name);
     if (slug === '') {
       throw errors.validation('The name has no letters or digits to derive a slug from; send a `slug`.', [
@@ -218,6 +220,7 @@ export class ModelService {
   async update(em: Em, user: Caller, productId: string, body: ModelUpdate): Promise<ModelSummary> {
     const { product } = await requireProductEdit(em, user, productId);
     checkJsonSize(body, JSON_FIELDS);
+    requireServingUrlScheme(body.serving_url);
     const changes = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
     if (Object.keys(changes).length > 0) {
       if (changes.slug !== undefined && changes.slug !== product.slug) {

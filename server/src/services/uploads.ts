@@ -52,6 +52,7 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
+import { LIMITS } from '../persistence/limits.ts';
 import {
   BlobNotFoundError,
   PartLengthError,
@@ -67,6 +68,7 @@ import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { productScope, recordEvent } from './events.ts';
 import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts';
+import { hasLoneSurrogate, requireMediaType } from './input-rules.ts';
 import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
 import { artifactKey, chooseChunkSize, chunkLength, stagedOf } from './upload-chunk-layout.ts';
 import { PrefixFolder } from './upload-prefix-digest.ts';
@@ -203,6 +205,7 @@ export class UploadService {
     }
     checkJsonSize(body as Record<string, unknown>, ['metadata']);
     rejectNulCharacters({ file_name: body.file_name, version_label: body.version_label, external_uri: body.external_uri, metadata: body.metadata });
+    requireMediaType(body.content_type, LIMITS.content_type);
     if (body.product_version_id) await requireVersionOf(em, product.id, body.product_version_id);
 
     const total = body.total_size_bytes;
@@ -661,21 +664,22 @@ export class UploadService {
 }
 
 /**
- * 422 when a text field (or any string or key inside a JSON value) holds NUL (U+0000): no database
- * text or JSON column can store it.
+ * 422 when a text field (or any string or key inside a JSON value) holds NUL (U+0000) or a lone
+ * UTF-16 surrogate: no database text or JSON column can store either.
  */
 export function rejectNulCharacters(fields: Record<string, unknown>): void {
-  const hasNul = (v: unknown): boolean =>
+  const bad = (s: string) => s.includes('\u0000') || hasLoneSurrogate(s);
+  const hasBad = (v: unknown): boolean =>
     typeof v === 'string'
-      ? v.includes('\u0000')
+      ? bad(v)
       : Array.isArray(v)
-        ? v.some(hasNul)
-        : typeof v === 'object' && v !== null && Object.entries(v).some(([k, x]) => k.includes('\u0000') || hasNul(x));
-  const bad = Object.keys(fields).filter((k) => hasNul(fields[k]));
-  if (bad.length > 0) {
-    throw errors.validation(`The request is invalid: ${bad.map((k) => `body.${k}`).join(', ')} must not contain NUL characters.`, bad.map((k) => ({
+        ? v.some(hasBad)
+        : typeof v === 'object' && v !== null && Object.entries(v).some(([k, x]) => bad(k) || hasBad(x));
+  const found = Object.keys(fields).filter((k) => hasBad(fields[k]));
+  if (found.length > 0) {
+    throw errors.validation(`The request is invalid: ${found.map((k) => `body.${k}`).join(', ')} must not contain NUL characters or lone surrogates.`, found.map((k) => ({
       loc: ['body', k],
-      msg: 'must not contain NUL (U+0000) characters',
+      msg: 'must not contain NUL (U+0000) characters or lone UTF-16 surrogates',
       type: 'pattern',
     })));
   }

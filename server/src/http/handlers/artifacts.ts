@@ -1,5 +1,6 @@
 /** Stored artifacts: list, metadata, download (GET/HEAD), delete, single-request upload. */
 import type { Request, Response } from 'express';
+import { sendableMediaType } from '../../services/input-rules.ts';
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { errors } from '../../errors.ts';
@@ -82,7 +83,7 @@ export function artifactHandlers(services: Services) {
     if (method === 'HEAD') await services.artifacts.assertBytesPresent(artifact);
     const length = slice ? slice.end - slice.start + 1 : size;
     res.status(slice ? 206 : 200);
-    res.setHeader('Content-Type', artifact.content_type);
+    res.setHeader('Content-Type', sendableMediaType(artifact.content_type));
     res.setHeader('Content-Length', String(length));
     res.setHeader('Content-Disposition', contentDisposition(artifact.file_name));
     res.setHeader('ETag', etag);
