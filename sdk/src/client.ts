@@ -7,6 +7,9 @@ import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
 import { isNode } from './runtime.js';
 import type { UploadSource } from './source.js';
 import type {
+  Alias,
+  AliasChange,
+  AliasWithEtag,
   ArtifactUploadSession,
   ModelArtifact,
   ModelCreate,
@@ -14,6 +17,8 @@ import type {
   ModelUpdate,
   ModelVersion,
   ModelVersionCreate,
+  Review,
+  ReviewCreate,
 } from './types.js';
 import { uploadArtifact, type UploadArtifactOptions } from './upload.js';
 import { sdkVersion } from './version.js';
@@ -56,7 +61,25 @@ export interface ModelRepositoryClient {
   updateModel(productId: string, changes: ModelUpdate, options?: RequestOptions): Promise<ModelSummary>;
   listVersions(productId: string, options?: RequestOptions): Promise<ModelVersion[]>;
   createVersion(productId: string, version: ModelVersionCreate, options?: RequestOptions): Promise<ModelVersion>;
-  listArtifacts(productId: string, options?: RequestOptions): Promise<ModelArtifact[]>;
+  /** One version, named by its id, its number or an alias (`'production'`). */
+  getVersion(productId: string, versionRef: string | number, options?: RequestOptions): Promise<ModelVersion>;
+  /** The artifacts of a model; with `version` (id, number or alias) only that version's. */
+  listArtifacts(productId: string, options?: RequestOptions & { version?: string | number }): Promise<ModelArtifact[]>;
+
+  /**
+   * Points an alias at a version; `created` tells a new alias from a moved one. With `ifMatch`
+   * (an ETag from getAlias/setAlias) it is a compare-and-set: a changed alias rejects with 412.
+   */
+  setAlias(productId: string, alias: string, versionId: string, options?: AliasChangeOptions & { reason?: string }): Promise<AliasWithEtag & { created: boolean }>;
+  getAlias(productId: string, alias: string, options?: RequestOptions): Promise<AliasWithEtag>;
+  listAliases(productId: string, options?: RequestOptions): Promise<Alias[]>;
+  deleteAlias(productId: string, alias: string, options?: AliasChangeOptions): Promise<void>;
+  /** Every change of an alias, newest first (a deletion has `version_id: null`). */
+  aliasHistory(productId: string, alias: string, options?: RequestOptions): Promise<AliasChange[]>;
+  /** Approves or rejects a version (space admins, organization owners/admins; not one's own approval). */
+  reviewVersion(productId: string, versionId: string, review: ReviewCreate, options?: RequestOptions): Promise<Review>;
+  /** A version's reviews, newest first. */
+  listReviews(productId: string, versionId: string, options?: RequestOptions): Promise<Review[]>;
   getArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<ModelArtifact>;
   deleteArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<void>;
   /**
@@ -77,6 +100,11 @@ export interface ModelRepositoryClient {
 
 export interface RequestOptions {
   signal?: AbortSignal;
+}
+
+export interface AliasChangeOptions extends RequestOptions {
+  /** Change only while the alias still has this ETag (`'*'`: while it exists). */
+  ifMatch?: string;
 }
 
 /** Resolves a user-given server URL to the absolute API root. */
@@ -171,8 +199,55 @@ export function createModelRepositoryClient(options: ModelRepositoryClientOption
       retried(() => api.GET('/catalog/products/{product_id}/versions', { params: { path: { product_id: productId } }, signal }), signal),
     createVersion: async (productId, version, { signal } = {}) =>
       dataOf(await api.POST('/catalog/products/{product_id}/versions', { params: { path: { product_id: productId } }, body: version, signal })),
-    listArtifacts: (productId, { signal } = {}) =>
-      retried(() => api.GET('/catalog/products/{product_id}/model-artifacts', { params: { path: { product_id: productId } }, signal }), signal),
+    getVersion: (productId, versionRef, { signal } = {}) =>
+      retried(
+        () => api.GET('/catalog/products/{product_id}/versions/{version_ref}', { params: { path: { product_id: productId, version_ref: String(versionRef) } }, signal }),
+        signal,
+      ),
+    listArtifacts: (productId, { signal, version } = {}) =>
+      retried(
+        () =>
+          api.GET('/catalog/products/{product_id}/model-artifacts', {
+            params: { path: { product_id: productId }, query: version === undefined ? {} : { version: String(version) } },
+            signal,
+          }),
+        signal,
+      ),
+    setAlias: async (productId, alias, versionId, { signal, ifMatch, reason } = {}) => {
+      const result = await api.PUT('/catalog/products/{product_id}/aliases/{alias}', {
+        params: { path: { product_id: productId, alias }, header: ifMatch === undefined ? {} : { 'If-Match': ifMatch } },
+        body: { version_id: versionId, ...(reason === undefined ? {} : { reason }) },
+        signal,
+      });
+      return { alias: dataOf(result), etag: result.response.headers.get('etag') ?? '', created: result.response.status === 201 };
+    },
+    getAlias: async (productId, alias, { signal } = {}) => {
+      const result = await withRetry(() => api.GET('/catalog/products/{product_id}/aliases/{alias}', { params: { path: { product_id: productId, alias } }, signal }), retry, signal);
+      return { alias: dataOf(result), etag: result.response.headers.get('etag') ?? '' };
+    },
+    listAliases: (productId, { signal } = {}) =>
+      retried(() => api.GET('/catalog/products/{product_id}/aliases', { params: { path: { product_id: productId } }, signal }), signal),
+    deleteAlias: async (productId, alias, { signal, ifMatch } = {}) => {
+      await api.DELETE('/catalog/products/{product_id}/aliases/{alias}', {
+        params: { path: { product_id: productId, alias }, header: ifMatch === undefined ? {} : { 'If-Match': ifMatch } },
+        signal,
+      });
+    },
+    aliasHistory: (productId, alias, { signal } = {}) =>
+      retried(() => api.GET('/catalog/products/{product_id}/aliases/{alias}/history', { params: { path: { product_id: productId, alias } }, signal }), signal),
+    reviewVersion: async (productId, versionId, review, { signal } = {}) =>
+      dataOf(
+        await api.POST('/catalog/products/{product_id}/versions/{version_id}/reviews', {
+          params: { path: { product_id: productId, version_id: versionId } },
+          body: review,
+          signal,
+        }),
+      ),
+    listReviews: (productId, versionId, { signal } = {}) =>
+      retried(
+        () => api.GET('/catalog/products/{product_id}/versions/{version_id}/reviews', { params: { path: { product_id: productId, version_id: versionId } }, signal }),
+        signal,
+      ),
     getArtifact: (productId, artifactId, { signal } = {}) =>
       retried(
         () =>

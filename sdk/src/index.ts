@@ -4,6 +4,7 @@ export {
   resolveBaseUrl,
   type ModelRepositoryClient,
   type ModelRepositoryClientOptions,
+  type AliasChangeOptions,
   type RequestOptions,
 } from './client.js';
 export type { ModelRepositoryApi } from './context.js';

@@ -14,8 +14,19 @@ export type ArtifactUploadCreate = Schemas['ArtifactUploadCreate'];
 export type ArtifactUploadSession = Schemas['ArtifactUploadSession'];
 export type ArtifactUploadComplete = Schemas['ArtifactUploadComplete'];
 export type ArtifactKind = Schemas['ArtifactKind'];
+export type Alias = Schemas['Alias'];
+export type AliasChange = Schemas['AliasChange'];
+export type Review = Schemas['Review'];
+export type ReviewCreate = Schemas['ReviewCreate'];
+export type ApprovalStatus = Schemas['ApprovalStatus'];
 export type Problem = Schemas['Problem'];
 export type FieldError = Schemas['FieldError'];
 
 /** Query filters shared by the space and organization model lists. */
 export type ModelListQuery = NonNullable<operations['listSpaceModels']['parameters']['query']>;
+
+/** An alias with the strong ETag to send back as `ifMatch` when changing it. */
+export interface AliasWithEtag {
+  alias: Alias;
+  etag: string;
+}

@@ -264,6 +264,12 @@ export interface TargetUsers {
   outsider: string;
   /** A space of organization `default` the viewer has no role in. */
   restrictedSpace: string;
+  /** API key of an editor of space `default` (may not review). */
+  editor: string;
+  /** API key of an admin of space `default` (a reviewer who created nothing). */
+  reviewer: string;
+  /** A space of organization `default` whose promotion policy is `risk_based` (`reviewer` is its admin too). */
+  gatedSpace: string;
 }
 
 export interface StorageFaults {
@@ -408,6 +414,9 @@ export async function startMockTarget(): Promise<Target> {
       viewer: 'mock-viewer-key-0123456789abcdef0123456789abcdef',
       outsider: 'mock-outsider-key-0123456789abcdef0123456789abcde',
       restrictedSpace: 'restricted',
+      editor: 'mock-editor-key-0123456789abcdef0123456789abcdef0',
+      reviewer: 'mock-reviewer-key-0123456789abcdef0123456789abcd',
+      gatedSpace: 'gated',
     }),
     faults: null,
     stop: () => prism.stop(),
@@ -438,7 +447,20 @@ async function makeUsers(env: Record<string, string>, tag: string): Promise<Targ
   const restrictedSpace = `restricted-${tag}`;
   await admin(env, ['create-space', '--org', 'default', '--space', restrictedSpace]);
   const outsider = await admin(env, ['bootstrap', '--org', `outsiders-${tag}`, '--space', `outside-${tag}`, '--email', `outsider-${tag}@contract.test`]);
-  return { viewer: viewerKey, outsider: outsider.api_key as string, restrictedSpace };
+  const member = async (role: 'editor' | 'admin') => {
+    const email = `${role}-${tag}@contract.test`;
+    await admin(env, ['create-user', '--email', email]);
+    await admin(env, ['add-member', '--email', email, '--space', 'default', '--role', role]);
+    return (await admin(env, ['create-api-key', '--email', email])).api_key as string;
+  };
+  const editor = await member('editor');
+  const reviewer = await member('admin');
+  const gatedSpace = `gated-${tag}`;
+  await admin(env, ['create-space', '--org', 'default', '--space', gatedSpace]);
+  await admin(env, ['add-member', '--email', `admin-${tag}@contract.test`, '--space', gatedSpace, '--role', 'admin']);
+  const policy = await admin(env, ['set-promotion-policy', '--space', gatedSpace, '--policy', 'risk_based']);
+  if (policy.promotion_policy !== 'risk_based') throw new Error(`set-promotion-policy answered ${JSON.stringify(policy)}`);
+  return { viewer: viewerKey, outsider: outsider.api_key as string, restrictedSpace, editor, reviewer, gatedSpace };
 }
 
 /**

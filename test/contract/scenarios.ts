@@ -104,6 +104,8 @@ function securedRequests(): { operationId: string; method: string; path: string;
     const path = op.fullPathTemplate
       .replace('{slug}', 'default')
       .replace('{chunk_index}', '0')
+      .replace('{alias}', 'production')
+      .replace('{version_ref}', '1')
       .replace(/\{[a-z_]+_id\}/g, () => randomUUID());
     const content = Object.keys(op.operation.requestBody?.content ?? {});
     let headers: Record<string, string> = {};
@@ -285,6 +287,90 @@ export const scenarios: Scenario[] = [
         current_version_type: 'patch',
         current_version_release_date: null,
       });
+    },
+  },
+  {
+    name: 'aliases: set (201), move (200), read with its ETag, list by name, history newest first, delete (204); versions carry them',
+    covers: {
+      setModelAlias: [201, 200],
+      getModelAlias: [200],
+      listModelAliases: [200],
+      listModelAliasHistory: [200],
+      deleteModelAlias: [204],
+      listModelVersions: [200],
+      getModelVersion: [200],
+      listModelArtifacts: [200],
+    },
+    async run(t) {
+      const c = t.client();
+      if (t.kind === 'mock') {
+        const pid = randomUUID();
+        const set = await c.setAlias(pid, 'production', randomUUID(), { reason: 'Q3 retrain' });
+        expect(set.alias.name).toBeTypeOf('string');
+        expect(set.etag).not.toBe('');
+        expect((await c.getAlias(pid, 'production')).etag).not.toBe('');
+        expect((await c.listAliases(pid)).length).toBeGreaterThan(0);
+        expect((await c.aliasHistory(pid, 'production')).length).toBeGreaterThan(0);
+        expect((await c.getVersion(pid, 'production')).aliases).toBeInstanceOf(Array);
+        expect((await c.listArtifacts(pid, { version: 'production' })).length).toBeGreaterThan(0);
+        await c.deleteAlias(pid, 'production');
+        return;
+      }
+      const model = await c.createModel(t.space, newModel(t));
+      const v1 = await c.createVersion(model.id, { version_type: 'major' });
+      const v2 = await c.createVersion(model.id, {});
+      const created = await c.setAlias(model.id, 'production', v1.id, { reason: 'first release' });
+      expect(created.created).toBe(true);
+      expect(created.alias).toMatchObject({ name: 'production', product_id: model.id, version_id: v1.id, version_number: 1 });
+      expect(t.log.last('setModelAlias', 201)).toBeTruthy();
+      const moved = await c.setAlias(model.id, 'production', v2.id, { ifMatch: created.etag, reason: 'retrained' });
+      expect([moved.created, moved.alias.version_number]).toEqual([false, 2]);
+      expect(moved.etag).not.toBe(created.etag);
+      const read = await c.getAlias(model.id, 'production');
+      expect(read).toEqual({ alias: moved.alias, etag: moved.etag });
+      await c.setAlias(model.id, 'champion', v1.id);
+      expect((await c.listAliases(model.id)).map((a) => a.name)).toEqual(['champion', 'production']);
+      expect((await c.listVersions(model.id)).map((v) => v.aliases)).toEqual([['production'], ['champion']]);
+      expect(await c.getVersion(model.id, 'production')).toMatchObject({ id: v2.id, aliases: ['production'] });
+      expect((await c.getVersion(model.id, 1)).id).toBe(v1.id);
+      expect((await c.getVersion(model.id, v2.id)).version_number).toBe(2);
+
+      const artifact = await uploadMultipart(c, model.id, sampleBytes(50), { product_version_id: v2.id });
+      await uploadMultipart(c, model.id, sampleBytes(60), { product_version_id: v1.id });
+      expect(ids(await c.listArtifacts(model.id, { version: 'production' }))).toEqual([artifact.id]);
+
+      await c.deleteAlias(model.id, 'production', { ifMatch: moved.etag });
+      const history = await c.aliasHistory(model.id, 'production');
+      expect(history.map((h) => [h.version_id, h.previous_version_id, h.reason])).toEqual([
+        [null, v2.id, null],
+        [v2.id, v1.id, 'retrained'],
+        [v1.id, null, 'first release'],
+      ]);
+      expect((await c.listAliases(model.id)).map((a) => a.name)).toEqual(['champion']);
+    },
+  },
+  {
+    name: 'reviews: a reviewer approves, the latest review decides approval_status on the version and the summary',
+    covers: { createVersionReview: [201], listVersionReviews: [200], getModelVersion: [200], getModel: [200] },
+    async run(t) {
+      const reviewer = t.client({ apiKey: (await t.users()).reviewer });
+      if (t.kind === 'mock') {
+        const review = await reviewer.reviewVersion(randomUUID(), randomUUID(), { decision: 'approved', comment: 'Looks good.' });
+        expect(review.decision).toBeTypeOf('string');
+        expect((await reviewer.listReviews(randomUUID(), randomUUID())).length).toBeGreaterThan(0);
+        return;
+      }
+      const c = t.client();
+      const model = await c.createModel(t.space, newModel(t));
+      const version = await c.createVersion(model.id, {});
+      expect(version.approval_status).toBe('pending');
+      const rejected = await reviewer.reviewVersion(model.id, version.id, { decision: 'rejected', comment: 'The eval report is missing.' });
+      expect(rejected).toMatchObject({ product_id: model.id, version_id: version.id, decision: 'rejected', comment: 'The eval report is missing.' });
+      expect((await c.getModel(model.id)).current_version_approval_status).toBe('rejected');
+      const approved = await reviewer.reviewVersion(model.id, version.id, { decision: 'approved' });
+      expect((await c.getVersion(model.id, version.id)).approval_status).toBe('approved');
+      expect((await c.getModel(model.id)).current_version_approval_status).toBe('approved');
+      expect(ids(await c.listReviews(model.id, version.id))).toEqual([approved.id, rejected.id]);
     },
   },
   {
@@ -789,6 +875,8 @@ export const scenarios: Scenario[] = [
       createModelVersion: [400, 415, 422],
       initiateArtifactUpload: [400, 415, 422],
       completeArtifactUpload: [400, 415],
+      setModelAlias: [400, 415],
+      createVersionReview: [400, 415],
       uploadArtifactChunk: [415, 422],
       createModelArtifact: [415, 422],
       listSpaceModels: [422],
@@ -806,6 +894,8 @@ export const scenarios: Scenario[] = [
         ['createModelVersion', 'POST', `${product}/versions`],
         ['initiateArtifactUpload', 'POST', `${product}/model-artifacts/uploads`],
         ['completeArtifactUpload', 'POST', `${product}/model-artifacts/uploads/${session.id}/complete`],
+        ['setModelAlias', 'PUT', `${product}/aliases/production`],
+        ['createVersionReview', 'POST', `${product}/versions/${randomUUID()}/reviews`],
       ];
       for (const [operationId, method, path] of jsonBodies) {
         if (!mock) {
@@ -846,6 +936,123 @@ export const scenarios: Scenario[] = [
       const bytes = sampleBytes(500, 3);
       await expectError(uploadMultipart(c, model.id, bytes, { sha256: sha256Hex(sampleBytes(500, 4)) }), 422);
       expect(await c.listArtifacts(model.id)).toEqual([]);
+    },
+  },
+  {
+    name: 'aliases: If-Match compare-and-set → 412; bad names, versions of another model and references → 422/404',
+    on: SERVERS,
+    covers: {
+      setModelAlias: [201, 200, 412, 422, 404],
+      deleteModelAlias: [412, 404, 422],
+      getModelAlias: [200, 404, 422],
+      listModelAliasHistory: [404, 422],
+      listModelAliases: [404],
+      getModelVersion: [404],
+      listModelArtifacts: [404, 422],
+    },
+    async run(t) {
+      const c = t.client();
+      const model = await c.createModel(t.space, newModel(t));
+      const other = await c.createModel(t.space, newModel(t));
+      const [v1, v2] = [await c.createVersion(model.id, {}), await c.createVersion(model.id, {})];
+      const theirs = await c.createVersion(other.id, {});
+      await expectError(c.setAlias(model.id, 'production', v1.id, { ifMatch: '*' }), 412, 'precondition_failed');
+      const first = await c.setAlias(model.id, 'production', v1.id);
+      await c.setAlias(model.id, 'production', v2.id, { ifMatch: first.etag });
+      await expectError(c.setAlias(model.id, 'production', v1.id, { ifMatch: first.etag }), 412, 'precondition_failed');
+      await expectError(c.deleteAlias(model.id, 'production', { ifMatch: first.etag }), 412, 'precondition_failed');
+      expect((await c.getAlias(model.id, 'production')).alias.version_id).toBe(v2.id);
+
+      const invalid = await expectError(c.setAlias(model.id, 'production', theirs.id), 422, 'validation_error');
+      expect(invalid.errors.map((e) => e.loc.join('.'))).toEqual(['body.version_id']);
+      await expectError(c.setAlias(model.id, 'production', unknownId()), 422);
+      await expectError(c.setAlias(model.id, 'Production', v1.id), 422);
+      await expectError(c.setAlias(model.id, 'a..b', v1.id), 422);
+      await expectError(c.getAlias(model.id, 'has space'), 422);
+      await expectError(c.deleteAlias(model.id, 'UPPER'), 422);
+      await expectError(c.aliasHistory(model.id, 'x.y'), 422);
+      await expectError(c.listArtifacts(model.id, { version: 'v'.repeat(101) }), 422);
+
+      await expectError(c.setAlias(unknownId(), 'production', v1.id), 404, 'not_found');
+      await expectError(c.getAlias(model.id, 'staging'), 404, 'not_found');
+      await expectError(c.deleteAlias(model.id, 'staging'), 404, 'not_found');
+      await expectError(c.aliasHistory(model.id, 'staging'), 404, 'not_found');
+      await expectError(c.listAliases(unknownId()), 404, 'not_found');
+      await expectError(c.getVersion(model.id, 3), 404, 'not_found');
+      await expectError(c.getVersion(model.id, 'staging'), 404);
+      await expectError(c.getVersion(model.id, theirs.id), 404);
+      await expectError(c.listArtifacts(model.id, { version: 'staging' }), 404);
+    },
+  },
+  {
+    name: 'reviews: an editor or viewer → 403 review_forbidden, one\'s own version → 403 self_approval_forbidden; another model\'s version → 404',
+    on: SERVERS,
+    covers: { createVersionReview: [403, 404, 201, 422], listVersionReviews: [404], setModelAlias: [403], deleteModelAlias: [403] },
+    async run(t) {
+      const users = await t.users();
+      const c = t.client();
+      const editor = t.client({ apiKey: users.editor });
+      const viewer = t.client({ apiKey: users.viewer });
+      const model = await c.createModel(t.space, newModel(t));
+      const mine = await c.createVersion(model.id, {});
+      const byEditor = await editor.createVersion(model.id, {});
+      await expectError(editor.reviewVersion(model.id, mine.id, { decision: 'approved' }), 403, 'review_forbidden');
+      await expectError(viewer.reviewVersion(model.id, mine.id, { decision: 'rejected' }), 403, 'review_forbidden');
+      // The owner is a reviewer, but created `mine`: rejecting it is allowed, approving it is not.
+      await expectError(c.reviewVersion(model.id, mine.id, { decision: 'approved' }), 403, 'self_approval_forbidden');
+      await c.reviewVersion(model.id, mine.id, { decision: 'rejected' });
+      await c.reviewVersion(model.id, byEditor.id, { decision: 'approved' });
+      expect((await c.getVersion(model.id, byEditor.id)).approval_status).toBe('approved');
+      await expectError(c.reviewVersion(model.id, mine.id, { decision: 'perhaps' } as never), 422);
+
+      const other = await c.createModel(t.space, newModel(t));
+      const theirs = await c.createVersion(other.id, {});
+      await expectError(c.reviewVersion(model.id, theirs.id, { decision: 'approved' }), 404, 'not_found');
+      await expectError(c.listReviews(model.id, theirs.id), 404, 'not_found');
+      await expectError(c.reviewVersion(unknownId(), mine.id, { decision: 'approved' }), 404);
+
+      // Aliases need edit access.
+      await c.setAlias(model.id, 'staging', mine.id);
+      await expectError(viewer.setAlias(model.id, 'staging', byEditor.id), 403, 'forbidden');
+      await expectError(viewer.deleteAlias(model.id, 'staging'), 403, 'forbidden');
+      expect((await viewer.getAlias(model.id, 'staging')).alias.version_id).toBe(mine.id);
+    },
+  },
+  {
+    name: 'promotion: under risk_based, production needs what the risk class asks → 409 promotion_blocked listing each requirement; nothing changes',
+    on: SERVERS,
+    covers: { createSpaceModel: [409, 201], updateModel: [409, 200], setModelAlias: [409, 201], createVersionReview: [201] },
+    async run(t) {
+      const users = await t.users();
+      const c = t.client();
+      const reviewer = t.client({ apiKey: users.reviewer });
+      const space = users.gatedSpace;
+      const types = (e: { errors: { type: string }[] }) => e.errors.map((x) => x.type);
+      const refused = await expectError(c.createModel(space, newModel(t, { risk_classification: 'unacceptable', deployment_status: 'production' })), 409, 'promotion_blocked');
+      expect(types(refused)).toEqual(['prohibited_risk']);
+      const high = await c.createModel(space, newModel(t, { risk_classification: 'high' }));
+      const version = await c.createVersion(high.id, {});
+      const blocked = await expectError(c.updateModel(high.id, { deployment_status: 'production', description: 'live' }), 409, 'promotion_blocked');
+      expect(types(blocked)).toEqual(['approval_required', 'artifact_required', 'artifact_required', 'field_required', 'field_required']);
+      expect(blocked.errors.map((e) => e.loc.join('.'))).toContain('version.artifacts.model_card');
+      expect((await c.getModel(high.id)).description).toBe(high.description);
+      await expectError(c.setAlias(high.id, 'production', version.id), 409, 'promotion_blocked');
+      const reviewable = await c.createVersion(high.id, { is_current: true });
+      expect(reviewable.created_by_id).not.toBeNull();
+      await c.updateModel(high.id, { intended_use: 'Churn scores for retention offers.', limitations: 'Not for credit decisions.' });
+      await uploadMultipart(c, high.id, sampleBytes(40), { artifact_kind: 'model_card', product_version_id: reviewable.id }, { name: 'card.md', type: 'text/markdown' });
+      await uploadMultipart(c, high.id, sampleBytes(40), { artifact_kind: 'eval_report', product_version_id: reviewable.id }, { name: 'eval.json', type: 'application/json' });
+      const stillBlocked = await expectError(c.setAlias(high.id, 'production', reviewable.id), 409, 'promotion_blocked');
+      expect(types(stillBlocked)).toEqual(['approval_required']);
+      await reviewer.reviewVersion(high.id, reviewable.id, { decision: 'approved' });
+      const live = await c.setAlias(high.id, 'production', reviewable.id, { reason: 'all requirements met' });
+      expect([live.created, live.alias.version_id]).toEqual([true, reviewable.id]);
+      expect((await c.updateModel(high.id, { deployment_status: 'production' })).deployment_status).toBe('production');
+      const minimal = await c.createModel(space, newModel(t, { risk_classification: 'minimal', deployment_status: 'production' }));
+      expect(minimal.deployment_status).toBe('production');
+      const v = await c.createVersion(minimal.id, {});
+      expect((await c.setAlias(minimal.id, 'production', v.id)).created).toBe(true);
+      expect((await c.updateModel(minimal.id, { description: 'still minimal' })).description).toBe('still minimal');
     },
   },
   {

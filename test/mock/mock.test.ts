@@ -31,6 +31,11 @@ const uploads = `${artifacts}/uploads`;
 const upload = `${uploads}/${UPLOAD}`;
 const chunk = (index: string | number): string => `${upload}/chunks/${index}`;
 const complete = `${upload}/complete`;
+const VERSION = '4c1e92ac-e430-4b4e-ae49-3a1111111111';
+const aliasList = `${API}/catalog/products/${PRODUCT}/aliases`;
+const production = `${aliasList}/production`;
+const versionByRef = (ref: string) => `${versions}/${ref}`;
+const versionReviews = `${versions}/${VERSION}/reviews`;
 
 interface Request {
   method: string;
@@ -222,9 +227,81 @@ const CASES: Record<string, OperationCases> = {
       { title: 'text/plain body → 415', request: { method: 'POST', path: versions, headers: { ...AUTH, 'content-type': 'text/plain' }, body: () => 'x' }, status: 415 },
     ],
   },
+  getModelVersion: {
+    valid: [
+      { title: 'by alias', request: { method: 'GET', path: versionByRef('production'), headers: AUTH }, status: 200 },
+      { title: 'by number', request: { method: 'GET', path: versionByRef('2'), headers: AUTH }, status: 200 },
+    ],
+    invalid: [noKey({ method: 'GET', path: versionByRef('2') })],
+  },
+  listVersionReviews: {
+    valid: [{ title: 'the reviews', request: { method: 'GET', path: versionReviews, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [noKey({ method: 'GET', path: versionReviews })],
+  },
+  createVersionReview: {
+    valid: [
+      { title: 'an approval', request: { method: 'POST', path: versionReviews, headers: JSON_HEADERS, body: json({ decision: 'approved', comment: 'Fine.' }) }, status: 201 },
+    ],
+    invalid: [
+      { title: 'bad decision → 422', request: { method: 'POST', path: versionReviews, headers: JSON_HEADERS, body: json({ decision: 'maybe' }) }, status: 422 },
+      { title: 'text/plain body → 415', request: { method: 'POST', path: versionReviews, headers: { ...AUTH, 'content-type': 'text/plain' }, body: () => 'x' }, status: 415 },
+      noKey({ method: 'POST', path: versionReviews, headers: { 'content-type': 'application/json' }, body: json({ decision: 'approved' }) }),
+    ],
+  },
+  listModelAliases: {
+    valid: [{ title: 'the aliases', request: { method: 'GET', path: aliasList, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [noKey({ method: 'GET', path: aliasList })],
+  },
+  getModelAlias: {
+    valid: [
+      {
+        title: 'the alias with its ETag',
+        request: { method: 'GET', path: production, headers: AUTH },
+        status: 200,
+        check: (r) => expect(r.headers.get('etag')).toMatch(/^"/),
+      },
+    ],
+    invalid: [
+      { title: 'an uppercase name → 422', request: { method: 'GET', path: `${aliasList}/Production`, headers: AUTH }, status: 422 },
+      noKey({ method: 'GET', path: production }),
+    ],
+  },
+  setModelAlias: {
+    valid: [
+      {
+        title: 'point production at a version, conditionally',
+        request: { method: 'PUT', path: production, headers: { ...JSON_HEADERS, 'if-match': '"3f6d2a8e.4"' }, body: json({ version_id: VERSION, reason: 'Q3 retrain.' }) },
+        status: 200,
+      },
+    ],
+    invalid: [
+      { title: 'no version_id → 422', request: { method: 'PUT', path: production, headers: JSON_HEADERS, body: json({ reason: 'x' }) }, status: 422 },
+      { title: 'a name with a space → 422', request: { method: 'PUT', path: `${aliasList}/a%20b`, headers: JSON_HEADERS, body: json({ version_id: VERSION }) }, status: 422 },
+      { title: 'text/plain body → 415', request: { method: 'PUT', path: production, headers: { ...AUTH, 'content-type': 'text/plain' }, body: () => 'x' }, status: 415 },
+      noKey({ method: 'PUT', path: production, headers: { 'content-type': 'application/json' }, body: json({ version_id: VERSION }) }),
+    ],
+  },
+  deleteModelAlias: {
+    valid: [{ title: 'delete → 204', request: { method: 'DELETE', path: production, headers: AUTH }, status: 204 }],
+    invalid: [noKey({ method: 'DELETE', path: production })],
+  },
+  inspectModelArtifact: {
+    valid: [{ title: 'inspect again → 200', request: { method: 'POST', path: `${artifact}/inspect`, headers: AUTH }, status: 200 }],
+    invalid: [noKey({ method: 'POST', path: `${artifact}/inspect` })],
+  },
+  listModelAliasHistory: {
+    valid: [{ title: 'the history', request: { method: 'GET', path: `${production}/history`, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [noKey({ method: 'GET', path: `${production}/history` })],
+  },
   listModelArtifacts: {
-    valid: [{ title: 'the artifacts', request: { method: 'GET', path: artifacts, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
-    invalid: [noKey({ method: 'GET', path: artifacts })],
+    valid: [
+      { title: 'the artifacts', request: { method: 'GET', path: artifacts, headers: AUTH }, status: 200, check: expectNonEmptyArray },
+      { title: "one version's artifacts", request: { method: 'GET', path: `${artifacts}?version=production`, headers: AUTH }, status: 200 },
+    ],
+    invalid: [
+      { title: 'a version reference too long → 422', request: { method: 'GET', path: `${artifacts}?version=${'v'.repeat(101)}`, headers: AUTH }, status: 422 },
+      noKey({ method: 'GET', path: artifacts }),
+    ],
   },
   createModelArtifact: {
     valid: [

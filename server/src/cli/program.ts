@@ -148,6 +148,15 @@ function buildProgram(run: (action: Action) => Promise<void>, io: CliIo): Comman
       run(async (em, a) => a.adminJson.space(await a.setProductLimit(em, { space: o.space, limit: o.limit === 'none' ? null : o.limit }))),
     );
 
+  program
+    .command('set-promotion-policy')
+    .description("Set what promoting a space's models to production requires: none, or risk_based.")
+    .requiredOption('--space <slug>', 'space slug')
+    .requiredOption('--policy <none|risk_based>', 'none (nothing gated) or risk_based (gated by risk classification)')
+    .action((o: { space: string; policy: string }) =>
+      run(async (em, a) => a.adminJson.space(await a.setPromotionPolicy(em, o))),
+    );
+
   return program;
 }
 

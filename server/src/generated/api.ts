@@ -27,7 +27,10 @@ export interface paths {
          *     write access to the space (space editor or admin, or organization owner/admin); viewers get
          *     `403`. A space with a `product_limit` refuses products beyond it with `403
          *     catalog_limit_reached` (archived products count). The slug is derived from the name when
-         *     omitted; a slug already used in the space is `409`.
+         *     omitted; a slug already used in the space is `409`. When the space's promotion policy is
+         *     `risk_based`, creating a model directly in `deployment_status: production` is a promotion: a
+         *     new model has no version, so only a `minimal`-risk (or unclassified) one may; others get `409
+         *     promotion_blocked` listing what is missing.
          */
         post: operations["createSpaceModel"];
         delete?: never;
@@ -92,6 +95,12 @@ export interface paths {
          * @description Changes only the fields given; `null` clears a nullable field; `is_archived` archives or
          *     restores the model. Needs edit access to the product: a caller with view access gets `403`,
          *     one without it `404`. Changing `slug` to one already used in the space is `409`.
+         *
+         *     When the space's promotion policy is `risk_based`, a PATCH that leaves the model in
+         *     `deployment_status: production` and sets `deployment_status` or changes `risk_classification`,
+         *     `intended_use` or `limitations` is a promotion: the model as the PATCH would leave it, with its
+         *     current version, must meet its risk class's requirements, else `409 promotion_blocked` lists
+         *     every unmet one and nothing at all changes.
          */
         patch: operations["updateModel"];
         trace?: never;
@@ -128,6 +137,186 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/catalog/products/{product_id}/versions/{version_ref}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description A version of the product named by its UUID, its number (`2`) or an alias (`production`),
+                 *     tried in that order.
+                 * @example production
+                 */
+                version_ref: components["parameters"]["VersionRef"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read one version by id, number or alias
+         * @description Resolves the reference (a version UUID, a version number, or an alias name, tried in that order)
+         *     to a version of this product; anything that names none is `404`. Needs view access.
+         */
+        get: operations["getModelVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/products/{product_id}/versions/{version_id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description ID of a version of this product. A value that is not a UUID is answered with `404`.
+                 * @example 4c1e92ac-e430-4b4e-ae49-3a1111111111
+                 */
+                version_id: components["parameters"]["VersionId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a version's reviews
+         * @description Every review of the version, newest first. Needs view access.
+         */
+        get: operations["listVersionReviews"];
+        put?: never;
+        /**
+         * Approve or reject a version
+         * @description Records a review; the version's `approval_status` becomes its decision (the latest review
+         *     decides) and the model summary's `current_version_approval_status` follows. Reviewers are space
+         *     admins and organization owners and admins (anyone else who can see the version gets `403
+         *     review_forbidden`); nobody approves a version they created (`403 self_approval_forbidden`),
+         *     though they may reject it. A version of another product is `404`.
+         */
+        post: operations["createVersionReview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/products/{product_id}/aliases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a model's aliases
+         * @description Every alias of the product, ordered by name. Needs view access.
+         */
+        get: operations["listModelAliases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/products/{product_id}/aliases/{alias}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read one alias
+         * @description The alias and, in `ETag`, the tag to send in `If-Match` when changing it. Needs view access.
+         */
+        get: operations["getModelAlias"];
+        /**
+         * Set or move an alias
+         * @description Points the alias at a version of this product: `201` when the alias is new, `200` when it
+         *     existed (moved, or set again to the same version). Every call adds an entry to the alias
+         *     history, in the same transaction. With `If-Match` the change is a compare-and-set: it is made
+         *     only while the alias still has that ETag, else `412` (of two writers with the same ETag exactly
+         *     one wins); `If-Match` on an alias that does not exist is `412` too. Without it the latest
+         *     writer wins, and the history still records every move in order.
+         *
+         *     When the space's promotion policy is `risk_based`, setting `production` is a promotion: the
+         *     target version must meet the requirements for the product's risk classification, else `409
+         *     promotion_blocked` lists every unmet one and nothing changes. Needs edit access.
+         */
+        put: operations["setModelAlias"];
+        post?: never;
+        /**
+         * Delete an alias
+         * @description Removes the alias (`204`); its history keeps the deletion (`version_id: null`) and every earlier
+         *     change. An unknown alias is `404`. `If-Match` makes it conditional, as on PUT. Needs edit access.
+         */
+        delete: operations["deleteModelAlias"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/products/{product_id}/aliases/{alias}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * An alias's history
+         * @description Every change of the alias, newest first: who pointed it where, when, from which version and why;
+         *     a deletion has `version_id: null`. Also answers for a deleted alias. A name that was never used
+         *     is `404`. Needs view access.
+         */
+        get: operations["listModelAliasHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/catalog/products/{product_id}/model-artifacts": {
         parameters: {
             query?: never;
@@ -143,7 +332,8 @@ export interface paths {
         };
         /**
          * List a model's artifacts
-         * @description All non-deleted artifacts attached to the product, newest first. Needs view access.
+         * @description All non-deleted artifacts attached to the product, newest first; with `version`, only those of
+         *     that version. Needs view access.
          */
         get: operations["listModelArtifacts"];
         put?: never;
@@ -514,6 +704,11 @@ export interface components {
         /** @enum {string} */
         VersionType: "major" | "minor" | "patch";
         /**
+         * @description `pending` until the version is reviewed, then the decision of its latest review.
+         * @enum {string}
+         */
+        ApprovalStatus: "pending" | "approved" | "rejected";
+        /**
          * @description `model_binary` serialized model binary or package; `weights` model weights; `checkpoint`
          *     training or fine-tuning checkpoint; `adapter` adapter, delta or fine-tuning artifact;
          *     `tokenizer` tokenizer or vocabulary; `prompt_bundle` prompt collection or bundle;
@@ -616,6 +811,8 @@ export interface components {
              * @description Release date of the current version.
              */
             current_version_release_date: string | null;
+            /** @description Approval status of the current version (`null` when the model has no version). */
+            current_version_approval_status: components["schemas"]["ApprovalStatus"] | null;
             /** @description Number of available (non-deleted) artifacts. */
             artifact_count: number;
             /**
@@ -818,6 +1015,11 @@ export interface components {
             /** @description Archive (`true`) or restore (`false`) the model. */
             is_archived?: boolean;
         };
+        /**
+         * @description An alias name: a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`
+         *     (`production`, `staging`, `champion`).
+         */
+        AliasName: string;
         /** @description A numbered version of a model product. */
         ModelVersion: {
             /** Format: uuid */
@@ -832,6 +1034,14 @@ export interface components {
             notes: string | null;
             /** @description Whether this is the product's current version (exactly one is, once any exist). */
             is_current: boolean;
+            approval_status: components["schemas"]["ApprovalStatus"];
+            /** @description Names of the aliases that point at this version, in ascending order. */
+            aliases: components["schemas"]["AliasName"][];
+            /**
+             * Format: uuid
+             * @description The user who created the version (`null` when unknown); they may not approve it.
+             */
+            created_by_id: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -857,6 +1067,78 @@ export interface components {
              * @default false
              */
             is_current?: boolean;
+        };
+        /** @description A review of a version. The latest review of a version sets its `approval_status`. */
+        Review: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            product_id: string;
+            /** Format: uuid */
+            version_id: string;
+            /** @enum {string} */
+            decision: "approved" | "rejected";
+            comment: string | null;
+            /** Format: uuid */
+            reviewer_id: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /** @description A reviewer's decision on a version. */
+        ReviewCreate: {
+            /** @enum {string} */
+            decision: "approved" | "rejected";
+            comment?: string | null;
+        };
+        /** @description A named pointer to one version of a product. */
+        Alias: {
+            name: components["schemas"]["AliasName"];
+            /** Format: uuid */
+            product_id: string;
+            /** Format: uuid */
+            version_id: string;
+            version_number: number;
+            /**
+             * Format: uuid
+             * @description Who last set or moved the alias (`null` when that user no longer exists).
+             */
+            updated_by_id: string | null;
+            /**
+             * Format: date-time
+             * @description When the alias was first set (set again after a deletion, it starts anew).
+             */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description Where an alias should point. */
+        AliasSet: {
+            /**
+             * Format: uuid
+             * @description A version of this product (another product's version, or an unknown id, is `422`).
+             */
+            version_id: string;
+            /** @description Why the alias is set or moved; kept in the alias history. */
+            reason?: string | null;
+        };
+        /** @description One change of an alias. A deletion has `version_id` null. */
+        AliasChange: {
+            alias: components["schemas"]["AliasName"];
+            /**
+             * Format: uuid
+             * @description Where the alias pointed after the change; `null` for a deletion.
+             */
+            version_id: string | null;
+            /**
+             * Format: uuid
+             * @description Where it pointed before; `null` when it did not exist.
+             */
+            previous_version_id: string | null;
+            /** Format: uuid */
+            changed_by_id: string | null;
+            /** Format: date-time */
+            changed_at: string;
+            reason: string | null;
         };
         /** @enum {string} */
         ArtifactStatus: "available" | "deleted" | "failed";
@@ -1171,8 +1453,12 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Another model in the space already uses this slug. */
-        SlugConflict: {
+        /**
+         * @description Another model in the space already uses this slug (code `slug_conflict`), or the space's
+         *     promotion policy refuses `deployment_status: production` (code `promotion_blocked`, one `errors`
+         *     entry per unmet requirement). Nothing was changed.
+         */
+        ModelConflict: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
@@ -1183,6 +1469,43 @@ export interface components {
         };
         /** @description The request body has a content type this operation does not take. */
         UnsupportedMediaType: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The caller can see the version but may not review it: reviewing needs the space admin role or
+         *     organization owner/admin (code `review_forbidden`); nobody approves a version they created
+         *     (code `self_approval_forbidden`).
+         */
+        ReviewForbidden: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The space's promotion policy refuses this promotion (code `promotion_blocked`); `errors` has one
+         *     entry per unmet requirement. Nothing was changed.
+         */
+        PromotionBlocked: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `If-Match` did not match the current ETag (code `precondition_failed`): someone changed it first. */
+        PreconditionFailed: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
@@ -1330,6 +1653,35 @@ export interface components {
          */
         ProductId: string;
         /**
+         * @description A version of the product named by its UUID, its number (`2`) or an alias (`production`),
+         *     tried in that order.
+         * @example production
+         */
+        VersionRef: string;
+        /**
+         * @description ID of a version of this product. A value that is not a UUID is answered with `404`.
+         * @example 4c1e92ac-e430-4b4e-ae49-3a1111111111
+         */
+        VersionId: string;
+        /**
+         * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+         * @example production
+         */
+        AliasName: components["schemas"]["AliasName"];
+        /**
+         * @description The alias's `ETag` as last read: the change is made only if the alias is still exactly that
+         *     (else `412 precondition_failed`), so two writers cannot overwrite each other unknowingly.
+         *     `*` matches any existing alias.
+         * @example "3f6d2a8e.4"
+         */
+        IfMatch: string;
+        /**
+         * @description Only the artifacts of this version: its UUID, number or an alias name (an unknown version is
+         *     `404`).
+         * @example production
+         */
+        VersionFilter: string;
+        /**
          * @description ID of the artifact. A value that is not a UUID is answered with `404`.
          * @example 8a1f0c52-6d3e-4b7a-9e21-0f4c7d9b3a66
          */
@@ -1392,6 +1744,11 @@ export interface components {
          * @example /api/v1.0/catalog/products/3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10/model-repository
          */
         Location: string;
+        /**
+         * @description Strong entity tag of the alias: changes with every set, move or deletion. Send it back in `If-Match`.
+         * @example "3f6d2a8e.4"
+         */
+        AliasETag: string;
         /**
          * @description Number of bytes in the body.
          * @example 73400320
@@ -1498,7 +1855,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["CreateForbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["SlugConflict"];
+            409: components["responses"]["ModelConflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
         };
@@ -1609,7 +1966,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["SlugConflict"];
+            409: components["responses"]["ModelConflict"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
         };
@@ -1680,9 +2037,334 @@ export interface operations {
             422: components["responses"]["ValidationFailed"];
         };
     };
-    listModelArtifacts: {
+    getModelVersion: {
         parameters: {
             query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description A version of the product named by its UUID, its number (`2`) or an alias (`production`),
+                 *     tried in that order.
+                 * @example production
+                 */
+                version_ref: components["parameters"]["VersionRef"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The version. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelVersion"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listVersionReviews: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description ID of a version of this product. A value that is not a UUID is answered with `404`.
+                 * @example 4c1e92ac-e430-4b4e-ae49-3a1111111111
+                 */
+                version_id: components["parameters"]["VersionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reviews (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    createVersionReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description ID of a version of this product. A value that is not a UUID is answered with `404`.
+                 * @example 4c1e92ac-e430-4b4e-ae49-3a1111111111
+                 */
+                version_id: components["parameters"]["VersionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewCreate"];
+            };
+        };
+        responses: {
+            /** @description The review. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["ReviewForbidden"];
+            404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listModelAliases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The aliases (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alias"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    getModelAlias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alias. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["AliasETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alias"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    setModelAlias: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The alias's `ETag` as last read: the change is made only if the alias is still exactly that
+                 *     (else `412 precondition_failed`), so two writers cannot overwrite each other unknowingly.
+                 *     `*` matches any existing alias.
+                 * @example "3f6d2a8e.4"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AliasSet"];
+            };
+        };
+        responses: {
+            /** @description The alias existed and now points at the version. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["AliasETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alias"];
+                };
+            };
+            /** @description The alias was created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["AliasETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Alias"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["PromotionBlocked"];
+            412: components["responses"]["PreconditionFailed"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    deleteModelAlias: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The alias's `ETag` as last read: the change is made only if the alias is still exactly that
+                 *     (else `412 precondition_failed`), so two writers cannot overwrite each other unknowingly.
+                 *     `*` matches any existing alias.
+                 * @example "3f6d2a8e.4"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alias is gone. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listModelAliasHistory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+                /**
+                 * @description Alias name: `^[a-z][a-z0-9_-]{0,62}$` (anything else is `422`).
+                 * @example production
+                 */
+                alias: components["parameters"]["AliasName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The changes (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AliasChange"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listModelArtifacts: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only the artifacts of this version: its UUID, number or an alias name (an unknown version is
+                 *     `404`).
+                 * @example production
+                 */
+                version?: components["parameters"]["VersionFilter"];
+            };
             header?: never;
             path: {
                 /**
@@ -1707,6 +2389,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
         };
     };
     createModelArtifact: {

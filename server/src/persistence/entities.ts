@@ -16,10 +16,13 @@
 import { randomUUID } from 'node:crypto';
 import { defineEntity, p, type InferEntity } from '@mikro-orm/core';
 import {
+  APPROVAL_STATUSES,
   ARTIFACT_STATUSES,
   LIMITS,
   ORGANIZATION_ROLES,
   PRODUCT_GRANT_ACCESS,
+  PROMOTION_POLICIES,
+  REVIEW_DECISIONS,
   SPACE_ROLES,
   UPLOAD_STATUSES,
   VERSION_TYPES,
@@ -64,6 +67,11 @@ export const Space = defineEntity({
     name: p.string().length(LIMITS.name),
     /** Catalog capacity; null = unlimited. Archived products count. */
     product_limit: p.integer().nullable(),
+    /** What promoting a product to production requires (see services/promotion.ts). */
+    promotion_policy: p
+      .enum([...PROMOTION_POLICIES])
+      .default('none')
+      .onCreate(() => 'none'),
     /**
      * Bumped by database triggers (see the listing_version migrations) whenever a product of the
      * space, or one of their versions or artifacts, is inserted, updated or deleted. A cached
@@ -265,6 +273,13 @@ export const ProductVersion = defineEntity({
     release_date: p.date().nullable(),
     notes: p.text().nullable(),
     is_current: p.boolean(),
+    /** Who created the version: the four-eyes rule keeps them from approving it. */
+    created_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    /** The decision of the latest review (`pending` before any), kept with the review insert. */
+    approval_status: p
+      .enum([...APPROVAL_STATUSES])
+      .default('pending')
+      .onCreate(() => 'pending'),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
@@ -278,6 +293,66 @@ export const ProductVersion = defineEntity({
   ],
 });
 export type ProductVersion = InferEntity<typeof ProductVersion>;
+
+/**
+ * A named pointer to one version of a product. The row outlives a DELETE as a tombstone
+ * (`version` null) so `row_version` keeps counting: it orders the alias's history and makes the
+ * ETag, and every change is a compare-and-set on it (`where row_version = n`), which is what
+ * lets two processes move one alias without losing an update, on SQLite and PostgreSQL alike.
+ * The (product, name) unique key settles two concurrent creations.
+ */
+export const ProductAlias = defineEntity({
+  name: 'ProductAlias',
+  tableName: 'product_aliases',
+  properties: {
+    id: id(),
+    product: p.manyToOne(Product).deleteRule('cascade'),
+    name: p.string().length(64),
+    /** null: deleted (a tombstone, invisible to the API). */
+    version: p.manyToOne(ProductVersion).nullable().deleteRule('set null'),
+    updated_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    row_version: p.integer(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  uniques: [{ properties: ['product', 'name'] }],
+  indexes: [{ properties: ['version'] }],
+});
+export type ProductAlias = InferEntity<typeof ProductAlias>;
+
+/** One change of an alias: a set, a move or a deletion (`version` null). Append-only. */
+export const AliasChange = defineEntity({
+  name: 'AliasChange',
+  tableName: 'alias_changes',
+  properties: {
+    id: id(),
+    alias: p.manyToOne(ProductAlias).deleteRule('cascade'),
+    /** The alias's row_version this change produced: the order of its history. */
+    sequence: p.integer(),
+    version: p.manyToOne(ProductVersion).nullable().deleteRule('set null'),
+    previous_version: p.manyToOne(ProductVersion).nullable().deleteRule('set null'),
+    changed_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    changed_at: p.datetime(),
+    reason: p.string().length(LIMITS.alias_reason).nullable(),
+  },
+  uniques: [{ properties: ['alias', 'sequence'] }],
+});
+export type AliasChange = InferEntity<typeof AliasChange>;
+
+export const VersionReview = defineEntity({
+  name: 'VersionReview',
+  tableName: 'version_reviews',
+  properties: {
+    id: id(),
+    version: p.manyToOne(ProductVersion).deleteRule('cascade'),
+    decision: p.enum([...REVIEW_DECISIONS]),
+    comment: p.text().nullable(),
+    reviewer: p.manyToOne(User).nullable().deleteRule('set null'),
+    created_at: createdAt(),
+  },
+  indexes: [{ properties: ['version', 'created_at'] }],
+});
+export type VersionReview = InferEntity<typeof VersionReview>;
 
 // ─── artifacts and uploads ───────────────────────────────────────────────────────────────
 
@@ -447,6 +522,9 @@ export const ALL_ENTITIES = [
   Product,
   ProductGrant,
   ProductVersion,
+  ProductAlias,
+  AliasChange,
+  VersionReview,
   ModelArtifact,
   UploadSession,
   UploadChunk,

@@ -28,6 +28,10 @@ export const LIMITS = {
   failure_reason: 2000,
   /** Event type names ("artifact.created"). */
   event_type: 64,
+  /** Reason given when an alias is set or moved. */
+  alias_reason: 1000,
+  /** A review's comment. */
+  review_comment: 5000,
 } as const;
 
 /** Lowercase words joined by single hyphens: "churn-model-v2". */
@@ -67,3 +71,21 @@ export const EVENT_TYPES = [
   'artifact.deleted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Space promotion policies: `none` gates nothing; `risk_based` gates production by risk class. */
+export const PROMOTION_POLICIES = ['none', 'risk_based'] as const;
+export type PromotionPolicy = (typeof PROMOTION_POLICIES)[number];
+
+/** A version's approval status: `pending` until reviewed, then the latest review's decision. */
+export const APPROVAL_STATUSES = ['pending', 'approved', 'rejected'] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+
+export const REVIEW_DECISIONS = ['approved', 'rejected'] as const;
+export type ReviewDecision = (typeof REVIEW_DECISIONS)[number];
+
+/** Alias names: a lowercase letter, then up to 62 lowercase letters, digits, `_` or `-`. */
+export const ALIAS_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,62}$/;
+export const ALIAS_NAME_PATTERN_SOURCE = '^[a-z][a-z0-9_-]{0,62}$';
+
+/** The alias whose moves the promotion policy gates. */
+export const PRODUCTION_ALIAS = 'production';

@@ -14,6 +14,8 @@ import {
   Organization,
   OrganizationMembership,
   PRODUCT_GRANT_ACCESS,
+  PROMOTION_POLICIES,
+  type PromotionPolicy,
   Product,
   ProductGrant,
   SLUG_PATTERN,
@@ -293,6 +295,19 @@ export async function setProductLimit(em: Em, input: { space: string; limit: num
   });
 }
 
+/** `none`: nothing gated (the default); `risk_based`: production is gated by risk class (services/promotion.ts). */
+export async function setPromotionPolicy(em: Em, input: { space: string; policy: string }): Promise<Space> {
+  if (!(PROMOTION_POLICIES as readonly string[]).includes(input.policy)) {
+    throw invalid('promotion_policy', `must be one of ${PROMOTION_POLICIES.join(', ')}`);
+  }
+  return inTransaction(em, 'Space', async (tx) => {
+    const space = await spaceBySlug(tx, input.space);
+    space.promotion_policy = input.policy as PromotionPolicy;
+    await tx.flush();
+    return space;
+  });
+}
+
 export interface BootstrapInput {
   org: string;
   space: string;
@@ -441,6 +456,7 @@ export const adminJson = {
     slug: s.slug,
     name: s.name,
     product_limit: s.product_limit ?? null,
+    promotion_policy: s.promotion_policy,
     created_at: iso(s.created_at),
     updated_at: iso(s.updated_at),
   }),

@@ -19,6 +19,7 @@ import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts';
 import { productScope, recordEvent } from './events.ts';
 import { requireMediaType } from './input-rules.ts';
+import { requireVersionByRef } from './versions.ts';
 
 export type ArtifactMultipartFields = Omit<components['schemas']['ArtifactMultipartUpload'], 'file'>;
 
@@ -56,11 +57,13 @@ export class ArtifactService {
     private readonly inspections: InspectionService,
   ) {}
 
-  async list(em: Em, user: Caller, productId: string): Promise<ModelArtifactResponse[]> {
+  /** `versionRef`: only the artifacts of that version (its id, number or an alias; unknown → 404). */
+  async list(em: Em, user: Caller, productId: string, versionRef?: string): Promise<ModelArtifactResponse[]> {
     const { product } = await requireProductView(em, user, productId);
+    const version = versionRef === undefined ? null : await requireVersionByRef(em, product.id, versionRef);
     const rows = await em.find(
       ModelArtifact,
-      { product: product.id, status: { $ne: 'deleted' } },
+      { product: product.id, status: { $ne: 'deleted' }, ...(version ? { product_version: version.id } : {}) },
       { orderBy: [{ created_at: 'desc' }, { id: 'desc' }] },
     );
     return rows.map(artifactResponse);

@@ -8,6 +8,8 @@ import type { BlobStore, BlobStoreOptions } from '../storage/index.ts';
 import { ModelService } from './models.ts';
 import { ListingCache } from './listing-cache.ts';
 import { VersionService } from './versions.ts';
+import { AliasService } from './aliases.ts';
+import { ReviewService } from './reviews.ts';
 import { UploadService } from './uploads.ts';
 import { ArtifactService } from './artifacts.ts';
 import { InspectionService } from './inspections.ts';
@@ -24,6 +26,8 @@ export interface ServiceDeps {
 export interface Services {
   models: ModelService;
   versions: VersionService;
+  aliases: AliasService;
+  reviews: ReviewService;
   uploads: UploadService;
   artifacts: ArtifactService;
   inspections: InspectionService;
@@ -37,6 +41,8 @@ export function createServices(deps: ServiceDeps): Services {
   return {
     models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
     versions: new VersionService(deps.orm),
+    aliases: new AliasService(),
+    reviews: new ReviewService(),
     uploads,
     artifacts: new ArtifactService(deps, inspections),
     inspections,

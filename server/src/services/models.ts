@@ -14,12 +14,13 @@ import {
   type SpaceInfo,
   visibleProductsInOrgFilter,
 } from '../access/index.ts';
-import { LIMITS, Product, Space, type Caller } from '../persistence/entities.ts';
+import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter } from '../persistence/queries.ts';
 import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
 import { fieldChanges, recordEvent } from './events.ts';
+import { checkPromotion, type PromotedProduct } from './promotion.ts';
 
 export type ModelCreate = components['schemas']['ModelCreate'];
 export type ModelUpdate = components['schemas']['ModelUpdate'];
@@ -184,6 +185,10 @@ export class ModelService {
         }
       }
       if ((await tx.count(Product, { space: space.id, slug })) > 0) throw slugTaken(slug, space.slug);
+      // A new product has no version yet: under risk_based only a minimal-risk one may start in production.
+      if (body.deployment_status === 'production') {
+        await checkPromotion(tx, space, body, null, "creating a model with deployment_status 'production'");
+      }
       const { slug: _ignored, ...fields } = body;
       const product = tx.create(Product, {
         ...fields,
@@ -217,6 +222,25 @@ export class ModelService {
     return created;
   }
 
+  /**
+   * A PATCH that leaves the product in production and sets deployment_status or changes a field
+   * the gate reads is a promotion, judged on the product as the PATCH would leave it and its
+   * current version. Runs before anything is assigned: a refused PATCH changes nothing.
+   */
+  private async checkPatchPromotion(em: Em, product: Product, changes: Record<string, unknown>): Promise<void> {
+    const after = <K extends 'deployment_status' | (typeof PROMOTION_FIELDS)[number]>(field: K) =>
+      (field in changes ? changes[field] : product[field]) as Product[K];
+    if (after('deployment_status') !== 'production') return;
+    if (!('deployment_status' in changes) && !PROMOTION_FIELDS.some((f) => f in changes)) return;
+    const current = await em.findOne(ProductVersion, { product: product.id, is_current: true });
+    const promoted: PromotedProduct = {
+      risk_classification: after('risk_classification'),
+      intended_use: after('intended_use'),
+      limitations: after('limitations'),
+    };
+    await checkPromotion(em, product.space, promoted, current, "setting deployment_status 'production'");
+  }
+
   async update(em: Em, user: Caller, productId: string, body: ModelUpdate): Promise<ModelSummary> {
     const { product } = await requireProductEdit(em, user, productId);
     checkJsonSize(body, JSON_FIELDS);
@@ -230,6 +254,7 @@ export class ModelService {
       }
       // Copies: assign may merge into a JSON object in place.
       const before = Object.fromEntries(Object.keys(changes).map((f) => [f, structuredClone((product as Record<string, unknown>)[f])]));
+      await this.checkPatchPromotion(em, product, changes);
       return em.transactional(async (tx) => {
         // The fork shares `product` (a transaction's fork registers the parent's entities).
         em.assign(product, changes);
@@ -262,6 +287,9 @@ export class ModelService {
     return (await summarize(em, [product.id]))[0]!;
   }
 }
+
+/** The fields the promotion gate reads besides deployment_status. */
+const PROMOTION_FIELDS = ['risk_classification', 'intended_use', 'limitations'] as const;
 
 function slugTaken(slug: string, spaceSlug: string) {
   return errors.slugConflict(`A model with slug '${slug}' already exists in space '${spaceSlug}'.`);

@@ -36,6 +36,7 @@ type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>>
   v_number: number | null;
   v_type: string | null;
   v_release_date: string | Date | null;
+  v_approval_status: string | null;
   artifact_count: number | string;
   a_id: string | null;
   a_file_name: string | null;
@@ -94,6 +95,7 @@ export async function summaryPage(
       'v.version_number as v_number',
       'v.version_type as v_type',
       'v.release_date as v_release_date',
+      'v.approval_status as v_approval_status',
       knex.raw("(select count(*) from model_artifacts ac where ac.product_id = p.id and ac.status = 'available') as artifact_count"),
       'a.id as a_id',
       'a.file_name as a_file_name',
@@ -177,6 +179,7 @@ function toSummary(r: PageRow): ModelSummary {
     current_version_number: r.v_number ?? null,
     current_version_type: (r.v_type ?? null) as ModelSummary['current_version_type'],
     current_version_release_date: r.v_release_date ? dateOnly(r.v_release_date) : null,
+    current_version_approval_status: (r.v_approval_status ?? null) as ModelSummary['current_version_approval_status'],
     artifact_count: Number(r.artifact_count),
     current_artifact_id: r.a_id ?? null,
     current_artifact_file_name: r.a_file_name ?? null,

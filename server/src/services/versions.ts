@@ -5,7 +5,8 @@ import { LockMode } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors } from '../errors.ts';
 import { requireProductEdit, requireProductView } from '../access/index.ts';
-import { Product, ProductVersion, type Caller } from '../persistence/entities.ts';
+import { ALIAS_NAME_PATTERN, Product, ProductAlias, ProductVersion, type Caller } from '../persistence/entities.ts';
+import { isUuid } from '../persistence/queries.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { dateOnly } from './summaries.ts';
 import { recordEvent } from './events.ts';
@@ -28,7 +29,44 @@ function checkReleaseDate(value: string | null | undefined): void {
   }
 }
 
-export function versionResponse(v: ProductVersion): ModelVersionResponse {
+/** Version id → names of the aliases pointing at it, ascending (one query). */
+export async function aliasNamesByVersion(em: Em, versionIds: readonly string[]): Promise<Map<string, string[]>> {
+  const byVersion = new Map<string, string[]>();
+  if (versionIds.length === 0) return byVersion;
+  const aliases = await em.find(ProductAlias, { version: { $in: [...versionIds] } }, { orderBy: { name: 'asc' }, fields: ['name', 'version'] });
+  for (const a of aliases) {
+    const list = byVersion.get(a.version!.id);
+    if (list) list.push(a.name);
+    else byVersion.set(a.version!.id, [a.name]);
+  }
+  return byVersion;
+}
+
+const versionNotFound = (ref: string, productId: string) =>
+  errors.notFound(`Product '${productId}' has no version '${ref}' (a version is named by its id, its number or an alias).`);
+
+/**
+ * The version of `productId` that `ref` names: a version UUID, else a version number, else an
+ * alias name; null when it names none. The caller has checked access to the product.
+ */
+export async function findVersionByRef(em: Em, productId: string, ref: string): Promise<ProductVersion | null> {
+  if (isUuid(ref)) return em.findOne(ProductVersion, { id: ref.toLowerCase(), product: productId });
+  if (/^[1-9][0-9]{0,9}$/.test(ref) && Number(ref) <= 2_147_483_647) {
+    return em.findOne(ProductVersion, { version_number: Number(ref), product: productId });
+  }
+  if (!ALIAS_NAME_PATTERN.test(ref)) return null;
+  const alias = await em.findOne(ProductAlias, { product: productId, name: ref, version: { $ne: null } }, { populate: ['version'] });
+  return alias?.version ?? null;
+}
+
+/** As findVersionByRef, but an unknown reference is a 404. */
+export async function requireVersionByRef(em: Em, productId: string, ref: string): Promise<ProductVersion> {
+  const version = await findVersionByRef(em, productId, ref);
+  if (!version) throw versionNotFound(ref, productId);
+  return version;
+}
+
+export function versionResponse(v: ProductVersion, aliases: readonly string[]): ModelVersionResponse {
   return {
     id: v.id,
     product_id: v.product.id,
@@ -37,6 +75,9 @@ export function versionResponse(v: ProductVersion): ModelVersionResponse {
     release_date: v.release_date ? dateOnly(v.release_date) : null,
     notes: v.notes ?? null,
     is_current: v.is_current,
+    approval_status: v.approval_status,
+    aliases: [...aliases],
+    created_by_id: v.created_by?.id ?? null,
     created_at: v.created_at.toISOString(),
     updated_at: v.updated_at.toISOString(),
   };
@@ -48,7 +89,15 @@ export class VersionService {
   async list(em: Em, user: Caller, productId: string): Promise<ModelVersionResponse[]> {
     const { product } = await requireProductView(em, user, productId);
     const versions = await em.find(ProductVersion, { product: product.id }, { orderBy: { version_number: 'desc' } });
-    return versions.map(versionResponse);
+    const aliases = await aliasNamesByVersion(em, versions.map((v) => v.id));
+    return versions.map((v) => versionResponse(v, aliases.get(v.id) ?? []));
+  }
+
+  async get(em: Em, user: Caller, productId: string, ref: string): Promise<ModelVersionResponse> {
+    const { product } = await requireProductView(em, user, productId);
+    const version = await requireVersionByRef(em, product.id, ref);
+    const aliases = await aliasNamesByVersion(em, [version.id]);
+    return versionResponse(version, aliases.get(version.id) ?? []);
   }
 
   async create(em: Em, user: Caller, productId: string, body: ModelVersionCreate): Promise<ModelVersionResponse> {
@@ -71,9 +120,10 @@ export class VersionService {
         release_date: body.release_date ?? null,
         notes: body.notes ?? null,
         is_current: isCurrent,
+        created_by: user.id,
       });
       await tx.nativeUpdate(Product, { id: product.id }, { updated_at: new Date() });
-      const response = versionResponse(created);
+      const response = versionResponse(created, []);
       await recordEvent(tx, {
         type: 'version.created',
         actorId: user.id,

@@ -365,6 +365,9 @@ for (const target of targets) {
           release_date: null,
           notes: null,
           is_current: true,
+          approval_status: 'pending',
+          aliases: [],
+          created_by_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
           created_at: expect.any(String),
           updated_at: expect.any(String),
         });

@@ -15,7 +15,7 @@ import { sendJson, type Handler, type RequestContext } from '../types.ts';
 export function artifactHandlers(services: Services) {
   const { config } = services.artifacts.deps;
   const listModelArtifacts: Handler<'listModelArtifacts'> = async (req, res, ctx) => {
-    sendJson(res, 'listModelArtifacts', 200, await services.artifacts.list(ctx.em, ctx.user, req.params.product_id));
+    sendJson(res, 'listModelArtifacts', 200, await services.artifacts.list(ctx.em, ctx.user, req.params.product_id, req.query.version));
   };
 
   const getModelArtifact: Handler<'getModelArtifact'> = async (req, res, ctx) => {

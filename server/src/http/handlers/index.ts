@@ -6,6 +6,7 @@ import type { Services } from '../../services/index.ts';
 import type { HandlerTable } from '../types.ts';
 import { modelHandlers } from './models.ts';
 import { versionHandlers } from './versions.ts';
+import { aliasHandlers } from './aliases.ts';
 import { artifactHandlers } from './artifacts.ts';
 import { uploadHandlers } from './uploads.ts';
 
@@ -18,6 +19,7 @@ export function createHandlerTable(services: Services, config: Config): HandlerT
   return {
     ...modelHandlers(services, config),
     ...versionHandlers(services),
+    ...aliasHandlers(services),
     ...artifactHandlers(services),
     ...uploadHandlers(services, config),
     getOpenApiDocument: servedEarlier,

@@ -11,5 +11,10 @@ export function versionHandlers(services: Services) {
     sendJson(res, 'createModelVersion', 201, version);
   };
 
-  return { listModelVersions, createModelVersion };
+  const getModelVersion: Handler<'getModelVersion'> = async (req, res, ctx) => {
+    const { product_id, version_ref } = req.params;
+    sendJson(res, 'getModelVersion', 200, await services.versions.get(ctx.em, ctx.user, product_id, version_ref));
+  };
+
+  return { listModelVersions, createModelVersion, getModelVersion };
 }

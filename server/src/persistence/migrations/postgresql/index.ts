@@ -7,11 +7,13 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261127093203 } from './Migration20261127093203.ts';
 import { Migration20261127122339 } from './Migration20261127122339.ts';
 import { Migration20261203132645 } from './Migration20261203132645.ts';
+import { Migration20261203132710 } from './Migration20261203132710.ts';
 import { Migration20261203133044 } from './Migration20261203133044.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
   { name: 'Migration20261127122339', class: Migration20261127122339 },
   { name: 'Migration20261203132645', class: Migration20261203132645 },
+  { name: 'Migration20261203132710', class: Migration20261203132710 },
   { name: 'Migration20261203133044', class: Migration20261203133044 },
 ];
