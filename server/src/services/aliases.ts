@@ -30,6 +30,7 @@ import {
 } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
+import { recordEvent } from './events.ts';
 import { checkPromotion } from './promotion.ts';
 
 export type AliasResponse = components['schemas']['Alias'];
@@ -177,7 +178,7 @@ export class AliasService {
         if (changed !== 1) throw new LostRace();
         alias = { id: current.id, name, product: { id: product.id }, updated_by: { id: user.id }, row_version, created_at: created ? now : current.created_at, updated_at: now };
       }
-      tx.create(AliasChange, {
+      const change = tx.create(AliasChange, {
         alias: alias.id,
         sequence: alias.row_version,
         version: version.id,
@@ -186,7 +187,7 @@ export class AliasService {
         changed_at: now,
         reason: body.reason ?? null,
       });
-      await tx.flush();
+      await recordAliasEvent(tx, 'alias.set', user, product, name, change);
       return { alias: aliasResponse(alias, version), etag: aliasEtag(alias), created };
     });
   }
@@ -204,7 +205,7 @@ export class AliasService {
         { version: null, updated_by: user.id, row_version: current.row_version + 1, updated_at: now },
       );
       if (changed !== 1) throw new LostRace();
-      tx.create(AliasChange, {
+      const change = tx.create(AliasChange, {
         alias: current.id,
         sequence: current.row_version + 1,
         version: null,
@@ -213,7 +214,7 @@ export class AliasService {
         changed_at: now,
         reason: null,
       });
-      await tx.flush();
+      await recordAliasEvent(tx, 'alias.deleted', user, product, name, change);
     });
   }
 
@@ -247,6 +248,20 @@ export class AliasService {
       }
     }
   }
+}
+
+/** The change's event, last in its transaction: subject = the history entry, data = its public fields. */
+async function recordAliasEvent(tx: Em, type: 'alias.set' | 'alias.deleted', user: Caller, product: Product, name: string, change: AliasChange) {
+  await recordEvent(tx, {
+    type,
+    actorId: user.id,
+    organizationId: product.space.organization.id,
+    spaceId: product.space.id,
+    productId: product.id,
+    subjectId: change.id,
+    data: { product_id: product.id, ...changeResponse(name, change) },
+    occurredAt: change.changed_at,
+  });
 }
 
 function aliasNotFound(name: string, productId: string) {

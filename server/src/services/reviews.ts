@@ -9,6 +9,8 @@ import { requireProductView, spaceAccess } from '../access/index.ts';
 import { ProductVersion, VersionReview, type Caller } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
+import { recordEvent } from './events.ts';
+import { aliasNamesByVersion, versionResponse } from './versions.ts';
 
 export type ReviewCreate = components['schemas']['ReviewCreate'];
 export type ReviewResponse = components['schemas']['Review'];
@@ -62,10 +64,24 @@ export class ReviewService {
         reviewer: user.id,
       });
       // The latest review decides: the one committed last writes the status last.
-      await tx.nativeUpdate(ProductVersion, { id: version.id }, { approval_status: body.decision, updated_at: new Date() });
+      const now = new Date();
+      await tx.nativeUpdate(ProductVersion, { id: version.id }, { approval_status: body.decision, updated_at: now });
       await tx.flush();
-      return created;
+      const response = reviewResponse(product.id, created);
+      const aliases = await aliasNamesByVersion(tx, [version.id]);
+      const reviewed = { ...versionResponse(version, aliases.get(version.id) ?? []), approval_status: body.decision, updated_at: now.toISOString() };
+      await recordEvent(tx, {
+        type: 'version.reviewed',
+        actorId: user.id,
+        organizationId: product.space.organization.id,
+        spaceId: product.space.id,
+        productId: product.id,
+        subjectId: version.id,
+        data: { ...reviewed, review: response },
+        occurredAt: created.created_at,
+      });
+      return response;
     });
-    return reviewResponse(product.id, review);
+    return review;
   }
 }
