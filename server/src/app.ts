@@ -21,7 +21,7 @@ import { apiDocument, openApiYaml } from './http/spec.ts';
 import { createHandlerTable } from './http/handlers/index.ts';
 import { multipartStorage } from './http/multipart.ts';
 import { createServices, type Services } from './services/index.ts';
-import { handlerFor, type OperationId, type RequestContext as Ctx } from './http/types.ts';
+import { checkedHandlers, type RequestContext as Ctx } from './http/types.ts';
 import type { Caller } from './persistence/entities.ts';
 
 export const API_PREFIX = '/api/v1.0';
@@ -70,7 +70,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, orm, storage, logger } = deps;
   const services = deps.services ?? createServices({ config, orm, storage, logger });
   const handlers = createHandlerTable(services, config);
-  const isOperationId = (id: string): id is OperationId => Object.hasOwn(handlers, id);
+  const dispatch = checkedHandlers(handlers);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -173,8 +173,8 @@ export function createApp(deps: AppDeps): express.Express {
     const openapi = (req as Request & { openapi?: { schema?: { operationId?: string }; pathParams?: Record<string, string> } })
       .openapi;
     const operationId = openapi?.schema?.operationId;
-    if (operationId === undefined || !isOperationId(operationId)) return next();
-    const handler = handlerFor(handlers, operationId);
+    const handler = operationId === undefined ? undefined : dispatch.get(operationId);
+    if (!handler) return next();
     const user = res.locals.user;
     if (!user && !PUBLIC_API_PATHS.has(req.path)) return next(errors.unauthenticated());
     // This middleware is mounted without a route pattern: take the path parameters the validator matched.

@@ -78,9 +78,15 @@ export type CheckedHandler = (req: Request, res: Response, ctx: RequestContext) 
  * The handler of an operation, for the dispatcher. The one place where a checked request becomes
  * its operation's request: the validator matched `operationId` and checked the request against it.
  */
-export function handlerFor<Op extends OperationId>(table: HandlerTable, operationId: Op): CheckedHandler {
+function handlerFor<Op extends OperationId>(table: HandlerTable, operationId: Op): CheckedHandler {
   const handler: Handler<Op> = table[operationId];
   return (req, res, ctx) => handler(req as OperationRequest<Op>, res, ctx);
+}
+
+/** Every handler of the table for the dispatcher, by operationId (built once per app). */
+export function checkedHandlers(table: HandlerTable): ReadonlyMap<string, CheckedHandler> {
+  const operationIds = Object.keys(table) as OperationId[]; // the table's keys are exactly the operationIds
+  return new Map(operationIds.map((operationId) => [operationId, handlerFor(table, operationId)]));
 }
 
 /** Sends a documented JSON response, type-checked against the spec. */
