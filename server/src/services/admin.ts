@@ -3,7 +3,7 @@
  * Inputs are validated here (the CLI passes raw strings); failures are AppErrors with field
  * details. Each operation runs in its own transaction on the EntityManager it is given.
  */
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { generateApiKey } from '../access/api-keys.ts';
 import { AppError, errors, type FieldError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -27,7 +27,7 @@ import {
   type ProductGrantAccess,
   type SpaceRole,
 } from '../persistence/entities.ts';
-import type { Em, Orm } from '../persistence/orm.ts';
+import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 
 // ─── input validation ────────────────────────────────────────────────────────────────────
@@ -103,12 +103,34 @@ async function userByEmail(em: Em, email: string): Promise<User> {
 
 /** Runs `fn` in a transaction; a unique-constraint race becomes a 409. */
 async function inTransaction<T>(em: Em, what: string, fn: (em: Em) => Promise<T>): Promise<T> {
-  try {
-    return await em.transactional((tx) => fn(tx as Em));
-  } catch (err) {
-    if (err instanceof UniqueConstraintViolationException) throw errors.conflict(`${what}: it already exists.`);
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await em.transactional(async (tx) => {
+        // SQLite: take the write lock first, waiting for it (busy_timeout). A transaction that
+        // read first cannot wait once another process (the server) committed meanwhile: SQLite
+        // answers "database is locked" at once.
+        if (dialectOf(tx) === 'sqlite') await tx.execute(TAKE_WRITE_LOCK);
+        return fn(tx as Em);
+      });
+    } catch (err) {
+      if (err instanceof UniqueConstraintViolationException) throw errors.conflict(`${what}: it already exists.`);
+      // SQLite under heavy load: a server writing back to back can keep the lock past
+      // busy_timeout (waiters poll). An admin write (a key revocation above all) must still go
+      // through: try again a few times.
+      if (!isDatabaseLocked(err) || attempt >= LOCKED_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+    }
   }
+}
+
+const LOCKED_ATTEMPTS = 6;
+/** A write that changes nothing: the statement takes SQLite's write lock all the same. */
+const TAKE_WRITE_LOCK = 'update organizations set id = id where 1 = 0';
+
+/** SQLite's "database is locked" (busy_timeout ran out), as the driver reports it. */
+function isDatabaseLocked(err: unknown): boolean {
+  if (err instanceof LockWaitTimeoutException) return true;
+  return err instanceof Error && /database is locked|SQLITE_BUSY/.test(err.message);
 }
 
 // ─── operations ──────────────────────────────────────────────────────────────────────────

@@ -1,6 +1,8 @@
 /**
  * Admin services and the first-start setup on SQLite and PostgreSQL.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { authenticate } from '../../../server/src/access/index.ts';
 import { AppError } from '../../../server/src/errors.ts';
@@ -31,6 +33,7 @@ import { makeProduct } from './fixtures.ts';
 import { databaseTargets, useMigratedDatabase } from './targets.ts';
 
 const targets = await databaseTargets();
+const BUSY_WRITER = fileURLToPath(new URL('./fixtures/busy-writer.ts', import.meta.url));
 
 async function appError(p: Promise<unknown>): Promise<AppError> {
   try {
@@ -189,6 +192,35 @@ for (const target of targets) {
         await orm2.close(true);
         await db2.drop();
       }
+    });
+    it('admin writes succeed while another process keeps writing (SQLite: no "database is locked")', async () => {
+      const boot = await bootstrap(fork(), { org: 'busy-org', space: 'busy-space', email: 'busy@example.com' });
+      const keys = await Promise.all(Array.from({ length: 10 }, () => createApiKey(fork(), { email: 'busy@example.com' })));
+      // The server: another process, writing all the time (its transactions hold the write lock).
+      const writer = spawn(process.execPath, ['--import', 'tsx', BUSY_WRITER, database.url, boot.user.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      writer.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      writer.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<void>((resolve) => writer.once('exit', () => resolve()));
+      try {
+        while (!output.includes('ready')) {
+          if (writer.exitCode !== null) throw new Error(`the writer stopped: ${output}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        // The CLI: revocations and another write, each reading before it writes, while the
+        // writer commits in between.
+        for (const [i, key] of keys.entries()) {
+          const revoked = await revokeApiKey(fork(), { id: key.api_key_record.id });
+          expect(revoked.revoked_at).toBeInstanceOf(Date);
+          await setProductLimit(fork(), { space: 'busy-space', limit: i + 1 });
+        }
+        expect(writer.exitCode, output).toBeNull(); // it kept writing all along
+      } finally {
+        writer.kill();
+        await exited;
+      }
+      for (const key of keys) await expect(authenticate(fork(), key.api_key)).rejects.toMatchObject({ status: 401 });
+      expect((await fork().findOneOrFail(Space, { slug: 'busy-space' })).product_limit).toBe(keys.length);
     });
   });
 }
