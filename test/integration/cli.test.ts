@@ -113,6 +113,9 @@ async function script(t: (typeof targets)[number]) {
   r.setLimit = await run('set-product-limit', '--space', 'vision', '--limit', '7');
   const limitAfterSet = (await orm.em.fork().findOneOrFail(Space, { slug: 'vision' })).product_limit;
   r.unsetLimit = await run('set-product-limit', '--space', 'vision', '--limit', 'none');
+  r.gate = await run('set-promotion-policy', '--space', 'vision', '--policy', 'risk_based');
+  const policyAfterGate = (await orm.em.fork().findOneOrFail(Space, { slug: 'vision' })).promotion_policy;
+  r.ungate = await run('set-promotion-policy', '--space', 'vision', '--policy', 'none');
 
   // Errors that depend on the database run on each dialect; validation, usage and
   // configuration errors only once.
@@ -128,6 +131,8 @@ async function script(t: (typeof targets)[number]) {
           missingFlag: ['create-space', '--org', 'acme'],
           unknownCommand: ['make-coffee'],
           badLimit: ['set-product-limit', '--space', 'vision', '--limit', 'lots'],
+          badPolicy: ['set-promotion-policy', '--space', 'vision', '--policy', 'strict'],
+          policyUnknownSpace: ['set-promotion-policy', '--space', 'nowhere', '--policy', 'none'],
         }
       : {}),
   };
@@ -135,16 +140,17 @@ async function script(t: (typeof targets)[number]) {
   Object.keys(errorArgs).forEach((k, i) => (r[k] = errorRuns[i]!));
   if (t.dialect === 'sqlite') r.badConfig = await runAdmin({ ...t.env, STORAGE_BACKEND: 'tape' }, ['create-user', '--email', 'a@b']);
 
-  return { r, orm, productId, limitAfterSet };
+  return { r, orm, productId, limitAfterSet, policyAfterGate };
 }
 
 const results = new Map<string, Awaited<ReturnType<typeof script>>>();
 
+// A few dozen CLI processes per dialect: on a loaded machine that takes longer than the default hook timeout.
 beforeAll(async () => {
   const active = targets.filter((t) => t.url);
   const done = await Promise.all(active.map((t) => script(t)));
   active.forEach((t, i) => results.set(t.dialect, done[i]!));
-});
+}, 300_000);
 
 afterAll(async () => {
   for (const { orm } of results.values()) await orm.close(true);
@@ -226,6 +232,13 @@ for (const t of targets) {
       expect((await em().findOneOrFail(Space, { slug: 'vision' })).product_limit).toBeNull();
     });
 
+    it('set-promotion-policy risk_based and none: one JSON object with the space', async () => {
+      expect(json(res().r.gate!)).toMatchObject({ slug: 'vision', promotion_policy: 'risk_based' });
+      expect(res().policyAfterGate).toBe('risk_based');
+      expect(json(res().r.ungate!).promotion_policy).toBe('none');
+      expect((await em().findOneOrFail(Space, { slug: 'vision' })).promotion_policy).toBe('none');
+    });
+
     it('errors: non-zero exit, message on stderr, nothing on stdout', async () => {
       const r = res().r;
       failed(r.unknownOrg!, 1, /Organization 'no-such-org' was not found/);
@@ -243,6 +256,8 @@ for (const t of targets) {
       failed(r.missingFlag!, 2, /required option '--space <slug>' not specified/);
       failed(r.unknownCommand!, 2, /unknown command 'make-coffee'/);
       failed(r.badLimit!, 2, /--limit/);
+      failed(r.badPolicy!, 1, /promotion_policy: must be one of none, risk_based/);
+      failed(r.policyUnknownSpace!, 1, /Space 'nowhere' was not found/);
       failed(r.badConfig!, 2, /STORAGE_BACKEND: must be one of fs, s3/);
     });
   });

@@ -72,6 +72,20 @@ const commandOptions = {
   inspect: {
     refresh: { type: 'boolean' },
   },
+  'alias set': {
+    reason: { type: 'string' },
+    'if-match': { type: 'string' },
+  },
+  'alias ls': {},
+  'alias history': {},
+  'alias rm': {
+    'if-match': { type: 'string' },
+  },
+  review: {
+    approve: { type: 'boolean' },
+    reject: { type: 'boolean' },
+    comment: { type: 'string' },
+  },
 } satisfies Record<string, Options>;
 
 type Command = keyof typeof commandOptions;
@@ -85,6 +99,13 @@ Commands:
                                          List model records
   artifacts list <product-id>            List a model's artifacts
   inspect <product-id> <artifact-id>     What a weight file holds: tensors, parameters, dtypes, pickle imports
+  alias set <product-id> <alias> <version>
+                                         Point an alias (production, staging, …) at a version
+  alias ls <product-id>                  List a model's aliases
+  alias history <product-id> <alias>     Every change of an alias, newest first
+  alias rm <product-id> <alias>          Delete an alias
+  review <product-id> <version> --approve | --reject [--comment <text>]
+                                         Approve or reject a version
 
 Options for every command:
   --url <url>          Server URL (default: $MODEL_REPO_URL)
@@ -137,6 +158,24 @@ const commandUsage: Record<Command, string> = {
   PyTorch checkpoints the imported globals and their warnings.
 
   --refresh                  Have the server read the header again first (needs edit access)`,
+  'alias set': `Usage: model-repo alias set <product-id> <alias> <version> [options]
+
+  <version> is a version id, a version number or another alias; the alias then points at it.
+  Prints the alias and its ETag.
+
+  --reason <text>            Why (kept in the alias history)
+  --if-match <etag>          Only if the alias still has this ETag (else the server answers 412)`,
+  'alias ls': `Usage: model-repo alias ls <product-id>`,
+  'alias history': `Usage: model-repo alias history <product-id> <alias>`,
+  'alias rm': `Usage: model-repo alias rm <product-id> <alias> [--if-match <etag>]`,
+  review: `Usage: model-repo review <product-id> <version> (--approve | --reject) [--comment <text>]
+
+  <version> is a version id, a version number or an alias. Reviewers are space admins and
+  organization owners and admins; nobody approves a version they created.
+
+  --approve                  Approve the version
+  --reject                   Reject it
+  --comment <text>           Why (up to 5000 characters)`,
 };
 
 /** Runs the CLI; returns the exit status. Never throws. */
@@ -191,6 +230,16 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await listArtifacts(ctx);
       case 'inspect':
         return await inspect(ctx);
+      case 'alias set':
+        return await setAlias(ctx);
+      case 'alias ls':
+        return await listAliases(ctx);
+      case 'alias history':
+        return await aliasHistory(ctx);
+      case 'alias rm':
+        return await removeAlias(ctx);
+      case 'review':
+        return await review(ctx);
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
@@ -213,7 +262,11 @@ function isParseArgsError(error: unknown): boolean {
 }
 
 function resolveCommand(word1: string, word2: string | undefined): Command {
-  if (word1 === 'upload' || word1 === 'download' || word1 === 'inspect') return word1;
+  if (word1 === 'upload' || word1 === 'download' || word1 === 'inspect' || word1 === 'review') return word1;
+  if (word1 === 'alias') {
+    if (word2 === 'set' || word2 === 'ls' || word2 === 'history' || word2 === 'rm') return `alias ${word2}`;
+    throw new UsageError(`'alias' needs a subcommand: alias set | ls | history | rm`);
+  }
   if (word1 === 'models' || word1 === 'artifacts') {
     if (word2 === 'list') return `${word1} list`;
     throw new UsageError(`'${word1}' needs a subcommand: ${word1} list`);
@@ -250,6 +303,11 @@ const commandArgs: Record<Command, string[]> = {
   'models list': [],
   'artifacts list': ['product-id'],
   inspect: ['product-id', 'artifact-id'],
+  'alias set': ['product-id', 'alias', 'version'],
+  'alias ls': ['product-id'],
+  'alias history': ['product-id', 'alias'],
+  'alias rm': ['product-id', 'alias'],
+  review: ['product-id', 'version'],
 };
 
 function expectArgs(args: string[], names: string[]): void {
@@ -465,3 +523,85 @@ const WARNINGS: Record<string, string> = {
   pickle_code_execution: 'loading this file runs a pickle, which can execute code',
   pickle_dangerous_global: 'the pickle imports a known code-execution entry point',
 };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A version id as given, else the id of the version a number or an alias names. */
+async function versionIdOf(ctx: CommandContext, productId: string, ref: string): Promise<string> {
+  if (UUID.test(ref)) return ref;
+  return (await ctx.client.getVersion(productId, ref, ctx.io.signal ? { signal: ctx.io.signal } : {})).id;
+}
+
+async function setAlias(ctx: CommandContext): Promise<number> {
+  const [productId, name, ref] = ctx.args as [string, string, string];
+  const signal = ctx.io.signal ? { signal: ctx.io.signal } : {};
+  const versionId = await versionIdOf(ctx, productId, ref);
+  const reason = ctx.values.reason as string | undefined;
+  const ifMatch = ctx.values['if-match'] as string | undefined;
+  const result = await ctx.client.setAlias(productId, name, versionId, {
+    ...signal,
+    ...(reason === undefined ? {} : { reason }),
+    ...(ifMatch === undefined ? {} : { ifMatch }),
+  });
+  if (ctx.json) printJson(ctx, { ...result.alias, etag: result.etag, created: result.created });
+  else {
+    const a = result.alias;
+    ctx.io.stdout.write(`${a.name} → version ${a.version_number} (${a.version_id})${result.created ? ' [new]' : ''}\nETag: ${result.etag}\n`);
+  }
+  return 0;
+}
+
+async function listAliases(ctx: CommandContext): Promise<number> {
+  const [productId] = ctx.args as [string];
+  const aliases = await ctx.client.listAliases(productId, ctx.io.signal ? { signal: ctx.io.signal } : {});
+  if (ctx.json) printJson(ctx, aliases);
+  else if (aliases.length === 0) ctx.io.stdout.write('No aliases.\n');
+  else {
+    ctx.io.stdout.write(
+      table([['ALIAS', 'VERSION', 'VERSION ID', 'UPDATED'], ...aliases.map((a) => [a.name, String(a.version_number), a.version_id, a.updated_at])]),
+    );
+  }
+  return 0;
+}
+
+async function aliasHistory(ctx: CommandContext): Promise<number> {
+  const [productId, name] = ctx.args as [string, string];
+  const changes = await ctx.client.aliasHistory(productId, name, ctx.io.signal ? { signal: ctx.io.signal } : {});
+  if (ctx.json) printJson(ctx, changes);
+  else {
+    ctx.io.stdout.write(
+      table([
+        ['CHANGED', 'TO', 'FROM', 'BY', 'REASON'],
+        ...changes.map((c) => [c.changed_at, c.version_id ?? '(deleted)', c.previous_version_id ?? '', c.changed_by_id ?? '', c.reason ?? '']),
+      ]),
+    );
+  }
+  return 0;
+}
+
+async function removeAlias(ctx: CommandContext): Promise<number> {
+  const [productId, name] = ctx.args as [string, string];
+  const ifMatch = ctx.values['if-match'] as string | undefined;
+  await ctx.client.deleteAlias(productId, name, { ...(ctx.io.signal ? { signal: ctx.io.signal } : {}), ...(ifMatch === undefined ? {} : { ifMatch }) });
+  if (ctx.json) printJson(ctx, { deleted: name });
+  else ctx.io.stdout.write(`Deleted alias ${name}.\n`);
+  return 0;
+}
+
+async function review(ctx: CommandContext): Promise<number> {
+  const [productId, ref] = ctx.args as [string, string];
+  const approve = ctx.values.approve === true;
+  const reject = ctx.values.reject === true;
+  if (approve === reject) throw new UsageError('give exactly one of --approve and --reject');
+  const comment = ctx.values.comment as string | undefined;
+  const versionId = await versionIdOf(ctx, productId, ref);
+  const result = await ctx.client.reviewVersion(
+    productId,
+    versionId,
+    { decision: approve ? 'approved' : 'rejected', ...(comment === undefined ? {} : { comment }) },
+    ctx.io.signal ? { signal: ctx.io.signal } : {},
+  );
+  if (ctx.json) printJson(ctx, result);
+  else ctx.io.stdout.write(`Version ${result.version_id}: ${result.decision} (review ${result.id}).\n`);
+  return 0;
+}

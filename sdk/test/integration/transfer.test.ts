@@ -254,6 +254,57 @@ describe('SDK against the real server', () => {
     expect(err.text).toMatch(/^model-repo: error: .+ \(HTTP 404 not_found, request id [^)]+\)\n$/);
   }, 60_000);
 
+  it('model-repo alias set | ls | history | rm and review, with versions named by number or alias', async () => {
+    const out = { text: '', write(t: string) { this.text += t; return true; } };
+    const err = { text: '', write(t: string) { this.text += t; return true; } };
+    const io = { stdout: out, stderr: err, env: { MODEL_REPO_URL: server.baseUrl, MODEL_REPO_API_KEY: server.apiKey }, cwd: dir };
+    const cli = async (...args: string[]) => {
+      out.text = '';
+      err.text = '';
+      return runCli(args, io);
+    };
+    const m = await client.createModel('default', {
+      name: `CLI aliases ${randomUUID().slice(0, 8)}`,
+      product_type: 'ML Model',
+      environment: 'development',
+      deployment_status: 'development',
+    });
+    const v1 = await client.createVersion(m.id, {});
+    const v2 = await client.createVersion(m.id, {});
+
+    expect(await cli('alias', 'set', m.id, 'production', '1', '--reason', 'first release', '--json')).toBe(0);
+    const set = JSON.parse(out.text) as { version_id: string; etag: string; created: boolean };
+    expect([set.version_id, set.created]).toEqual([v1.id, true]);
+    expect(await cli('alias', 'set', m.id, 'staging', v2.id)).toBe(0);
+    expect(out.text).toContain('staging → version 2');
+    // A stale ETag: the server refuses, the CLI says why.
+    expect(await cli('alias', 'set', m.id, 'production', 'staging', '--if-match', set.etag)).toBe(0);
+    expect(await cli('alias', 'set', m.id, 'production', '1', '--if-match', set.etag)).toBe(1);
+    expect(err.text).toMatch(/412 precondition_failed/);
+
+    expect(await cli('alias', 'ls', m.id)).toBe(0);
+    expect(out.text.split('\n').filter((l) => /^(production|staging)\b/.test(l)).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([
+      ['production', '2'],
+      ['staging', '2'],
+    ]);
+    expect(await cli('alias', 'rm', m.id, 'staging')).toBe(0);
+    expect(await cli('alias', 'history', m.id, 'production', '--json')).toBe(0);
+    const history = JSON.parse(out.text) as { version_id: string; previous_version_id: string | null; reason: string | null }[];
+    expect(history.map((h) => [h.version_id, h.previous_version_id, h.reason])).toEqual([
+      [v2.id, v1.id, null],
+      [v1.id, null, 'first release'],
+    ]);
+
+    // The owner created the versions: rejecting is allowed, approving is not (four eyes).
+    expect(await cli('review', m.id, 'production', '--reject', '--comment', 'needs an eval report', '--json')).toBe(0);
+    expect(JSON.parse(out.text)).toMatchObject({ version_id: v2.id, decision: 'rejected', comment: 'needs an eval report' });
+    expect(await cli('review', m.id, '2', '--approve')).toBe(1);
+    expect(err.text).toMatch(/self_approval_forbidden/);
+    expect(await cli('review', m.id, '2', '--approve', '--reject')).toBe(2);
+    expect(await cli('alias', 'move', m.id)).toBe(2);
+    expect((await client.getVersion(m.id, 2)).approval_status).toBe('rejected');
+  }, 60_000);
+
   it('pages through the space with listModels', async () => {
     const pages = [];
     for await (const page of client.listModels({ space: 'default' }, { limit: 1, include_archived: true })) pages.push(page);
