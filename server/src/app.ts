@@ -66,6 +66,12 @@ function uploadProductOf(path: string): string | undefined {
 
 const PUBLIC_API_PATHS = new Set(['/openapi.yaml']);
 
+/** Every response header the spec documents, readable by browser clients (CORS). */
+export const EXPOSED_HEADERS = [
+  'X-Total-Count', 'X-Page', 'X-Has-More', 'X-Request-Id', 'ETag', 'Content-Disposition', 'Content-Range', 'Content-Length',
+  'Accept-Ranges', 'Location', 'WWW-Authenticate', 'Retry-After',
+];
+
 export function createApp(deps: AppDeps): express.Express {
   const { config, orm, storage, logger } = deps;
   const services = deps.services ?? createServices({ config, orm, storage, logger });
@@ -103,8 +109,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(
     cors({
       origin: config.corsOrigins === '*' ? '*' : [...config.corsOrigins],
-      exposedHeaders: ['X-Total-Count', 'X-Page', 'X-Has-More', 'X-Request-Id', 'ETag', 'Content-Disposition', 'Content-Range', 'Location'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'Content-Digest', 'Range', 'If-None-Match', 'X-Request-Id'],
+      exposedHeaders: EXPOSED_HEADERS,
+      // No list: a preflight is answered with the headers it asks for (Content-Digest, If-Match,
+      // Range, whatever a client or a proxy in front adds). API keys are not cookies, so allowing
+      // a header grants nothing by itself.
+      allowedHeaders: undefined,
       maxAge: 600,
     }),
   );

@@ -82,36 +82,41 @@ export function artifactHandlers(services: Services) {
     const body = method === 'GET' && !local ? await services.artifacts.open(artifact, slice) : null;
     if (method === 'HEAD') await services.artifacts.assertBytesPresent(artifact);
     const length = slice ? slice.end - slice.start + 1 : size;
-    res.status(slice ? 206 : 200);
-    res.setHeader('Content-Type', sendableMediaType(artifact.content_type));
-    res.setHeader('Content-Length', String(length));
-    res.setHeader('Content-Disposition', contentDisposition(artifact.file_name));
-    res.setHeader('ETag', etag);
-    res.setHeader('Accept-Ranges', 'bytes');
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.setHeader('Cache-Control', 'private, no-cache');
-    if (slice) res.setHeader('Content-Range', `bytes ${slice.start}-${slice.end}/${size}`);
-    if (local) {
+    // From here on the opened file (or stream) is closed whatever happens: an error while the
+    // headers are set, a client that goes away, storage failing midway.
+    try {
+      res.status(slice ? 206 : 200);
+      res.setHeader('Content-Type', sendableMediaType(artifact.content_type));
+      res.setHeader('Content-Length', String(length));
+      res.setHeader('Content-Disposition', contentDisposition(artifact.file_name));
+      res.setHeader('ETag', etag);
+      res.setHeader('Accept-Ranges', 'bytes');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Cache-Control', 'private, no-cache');
+      if (slice) res.setHeader('Content-Range', `bytes ${slice.start}-${slice.end}/${size}`);
+      if (local) {
+        try {
+          await sendFileRange(res, local.file, slice?.start ?? 0, (slice?.start ?? 0) + length - 1);
+        } catch (err) {
+          ctx.log.info({ err: (err as Error).message, artifact_id: artifact.id }, 'download ended early');
+          res.destroy();
+        }
+        return;
+      }
+      if (!body) {
+        res.end();
+        return;
+      }
       try {
-        await sendFileRange(res, local.file, slice?.start ?? 0, (slice?.start ?? 0) + length - 1);
+        await pipeline(body, res);
       } catch (err) {
+        // The client went away, or storage failed midway: the status is sent, so the connection is cut.
         ctx.log.info({ err: (err as Error).message, artifact_id: artifact.id }, 'download ended early');
         res.destroy();
-      } finally {
-        await local.file.close().catch(() => {});
       }
-      return;
-    }
-    if (!body) {
-      res.end();
-      return;
-    }
-    try {
-      await pipeline(body, res);
-    } catch (err) {
-      // The client went away, or storage failed midway: the status is sent, so the connection is cut.
-      ctx.log.info({ err: (err as Error).message, artifact_id: artifact.id }, 'download ended early');
-      res.destroy();
+    } finally {
+      await local?.file.close().catch(() => {});
+      if (body && !body.destroyed) body.destroy();
     }
   }
 
