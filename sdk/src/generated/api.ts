@@ -617,6 +617,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/catalog/products/{product_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a model's events
+         * @description The audit trail of one model record: every change to it, its versions, aliases, reviews and
+         *     artifacts, newest first. Each event was written in the same transaction as its change, so the
+         *     list holds exactly the changes that happened. Pages with `skip` and `limit` like the model
+         *     lists (`X-Total-Count`, `X-Page`, `X-Has-More`); `types` keeps only the given event types and
+         *     `since` only events at or after an instant. Events arriving while you page shift later pages
+         *     (the list is newest first): to follow a trail as it grows, poll with `since`. Needs view access.
+         */
+        get: operations["listProductEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a space's events
+         * @description The audit trail of a whole space: every change to its model records, their versions, aliases,
+         *     reviews and artifacts, newest first, with the same paging, `types` and `since` as a model's
+         *     events. For space admins and organization owners and admins; anyone else who can see the
+         *     space (an editor, a viewer, an organization member) gets `403`, anyone outside the
+         *     organization `404`.
+         */
+        get: operations["listSpaceEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -1365,6 +1426,60 @@ export interface components {
             /** @description Overrides the initiation request's `is_current`. */
             is_current?: boolean;
         };
+        /**
+         * @description What changed. `model.created`, `model.updated` and `model.archived` (a PATCH that sets
+         *     `is_archived: true`) are about a model record; `version.created` and `version.reviewed` about a
+         *     version; `alias.set` and `alias.deleted` about an alias (the subject is the alias history
+         *     entry); `artifact.created` (a completed upload or a single-request upload) and
+         *     `artifact.deleted` about an artifact.
+         * @enum {string}
+         */
+        EventType: "model.created" | "model.updated" | "model.archived" | "version.created" | "version.reviewed" | "alias.set" | "alias.deleted" | "artifact.created" | "artifact.deleted";
+        /**
+         * @description One change, recorded in the same transaction as the change itself: a change that fails leaves
+         *     no event, and every change that succeeds leaves exactly one. Events are never changed or
+         *     deleted. A PATCH that changes no value records nothing.
+         */
+        Event: {
+            /** Format: uuid */
+            id: string;
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @description When the change was made.
+             */
+            occurred_at: string;
+            /**
+             * Format: uuid
+             * @description The user who made the change; `null` when the server itself did.
+             */
+            actor_id: string | null;
+            /** Format: uuid */
+            organization_id: string;
+            /** Format: uuid */
+            space_id: string;
+            /**
+             * Format: uuid
+             * @description The model record the change concerns.
+             */
+            product_id: string | null;
+            /**
+             * Format: uuid
+             * @description What the event is about: the model record (`model.*`), the version (`version.*`), the alias
+             *     history entry (`alias.*`) or the artifact (`artifact.*`).
+             */
+            subject_id: string | null;
+            /**
+             * @description The subject's public fields as the API showed them right after the change: a
+             *     `ModelSummary` for `model.*`, a `ModelVersion` for `version.*`, a `ModelArtifact` for
+             *     `artifact.*` (an artifact's inspection, which follows its storage, is not part of
+             *     `artifact.created`). `model.updated` and `model.archived` add `changes`: one entry
+             *     `{from, to}` per field whose value the PATCH changed, and no others.
+             */
+            data: {
+                [key: string]: unknown;
+            };
+        };
         Health: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -1613,6 +1728,19 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description One page of events, newest first (a bare JSON array). */
+        EventPage: {
+            headers: {
+                "X-Total-Count": components["headers"]["XTotalCount"];
+                "X-Page": components["headers"]["XPage"];
+                "X-Has-More": components["headers"]["XHasMore"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Event"][];
+            };
+        };
     };
     parameters: {
         /**
@@ -1711,6 +1839,13 @@ export interface components {
          * @example sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:
          */
         ContentDigest: string;
+        /** @description Repeatable event type filter, e.g. `types=model.updated&types=artifact.created`; an unknown type is `422`. */
+        EventTypes: components["schemas"]["EventType"][];
+        /**
+         * @description Only events that occurred at or after this instant (RFC 3339 date-time, e.g. `2026-10-01T00:00:00Z`); anything else is `422`.
+         * @example 2026-10-01T00:00:00Z
+         */
+        Since: string;
     };
     requestBodies: never;
     headers: {
@@ -2913,6 +3048,85 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["CompletionRejected"];
             507: components["responses"]["InsufficientStorage"];
+        };
+    };
+    listProductEvents: {
+        parameters: {
+            query?: {
+                /** @description Number of records to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Number of records to return. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Repeatable event type filter, e.g. `types=model.updated&types=artifact.created`; an unknown type is `422`. */
+                types?: components["parameters"]["EventTypes"];
+                /**
+                 * @description Only events that occurred at or after this instant (RFC 3339 date-time, e.g. `2026-10-01T00:00:00Z`); anything else is `422`.
+                 * @example 2026-10-01T00:00:00Z
+                 */
+                since?: components["parameters"]["Since"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description ID of the model product. A value that is not a UUID is answered with `404`.
+                 * @example 3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10
+                 */
+                product_id: components["parameters"]["ProductId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventPage"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listSpaceEvents: {
+        parameters: {
+            query?: {
+                /** @description Number of records to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Number of records to return. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Repeatable event type filter, e.g. `types=model.updated&types=artifact.created`; an unknown type is `422`. */
+                types?: components["parameters"]["EventTypes"];
+                /**
+                 * @description Only events that occurred at or after this instant (RFC 3339 date-time, e.g. `2026-10-01T00:00:00Z`); anything else is `422`.
+                 * @example 2026-10-01T00:00:00Z
+                 */
+                since?: components["parameters"]["Since"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the space's events, newest first (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    "X-Page": components["headers"]["XPage"];
+                    "X-Has-More": components["headers"]["XHasMore"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Event"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
         };
     };
     getOpenApiDocument: {

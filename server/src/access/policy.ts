@@ -172,7 +172,13 @@ async function requireSpace(em: Em, user: Caller, slug: string, need: SpaceAcces
   const access = accessLevels({ organizationRole: row.org_role, spaceRole: row.space_role }).space;
   if (access === 'none') throw spaceNotFound(slug);
   if (!atLeastSpace(access, need)) {
-    throw errors.forbidden(`You need ${need === 'view' ? 'a role on' : 'the editor or admin role in'} space '${slug}' to ${action}.`);
+    const role =
+      need === 'view'
+        ? `a role on space '${slug}'`
+        : need === 'admin'
+          ? `the admin role in space '${slug}' (or the owner or admin role in its organization)`
+          : `the editor or admin role in space '${slug}'`;
+    throw errors.forbidden(`You need ${role} to ${action}.`);
   }
   const space: SpaceInfo = {
     id: row.s_id,
@@ -191,6 +197,15 @@ async function requireSpace(em: Em, user: Caller, slug: string, need: SpaceAcces
  */
 export function requireSpaceView(em: Em, user: Caller, slug: string): Promise<{ space: SpaceInfo; access: SpaceAccess }> {
   return requireSpace(em, user, slug, 'view', 'list its models');
+}
+
+/**
+ * Administering a space (its audit trail, reviews): space admin or org owner/admin; an editor,
+ * viewer or plain org member → 403; an outsider or unknown slug → 404. `action` completes the
+ * 403's "You need … to <action>".
+ */
+export function requireSpaceAdmin(em: Em, user: Caller, slug: string, action: string): Promise<{ space: SpaceInfo; access: SpaceAccess }> {
+  return requireSpace(em, user, slug, 'admin', action);
 }
 
 /** Creating a model: space editor/admin or org owner/admin; a viewer or plain org member → 403. */

@@ -4,8 +4,11 @@
  * events (webhook deliveries) hook in here so they join the same transaction.
  */
 import { isDeepStrictEqual } from 'node:util';
+import type { FilterQuery } from '@mikro-orm/core';
+import type { components, operations } from '../generated/api.ts';
 import { errors } from '../errors.ts';
-import { Event, EVENT_TYPES, type EventType, type JsonObject } from '../persistence/entities.ts';
+import { requireProductView, requireSpaceAdmin } from '../access/index.ts';
+import { Event, EVENT_TYPES, type Caller, type EventType, type JsonObject } from '../persistence/entities.ts';
 import { dialectOf, type Em } from '../persistence/orm.ts';
 
 export { EVENT_TYPES, type EventType };
@@ -27,17 +30,7 @@ export interface EventInput {
 }
 
 /** An event as the events API shows it. */
-export interface EventResponse {
-  id: string;
-  type: EventType;
-  occurred_at: string;
-  actor_id: string | null;
-  organization_id: string;
-  space_id: string;
-  product_id: string | null;
-  subject_id: string | null;
-  data: JsonObject;
-}
+export type EventResponse = components['schemas']['Event'];
 
 /** A written event: its public form and its place in the order (`seq`). */
 export interface RecordedEvent {
@@ -115,4 +108,57 @@ export function fieldChanges(before: Record<string, unknown>, after: Record<stri
     if (!isDeepStrictEqual(from, to)) changes[field] = { from, to };
   }
   return changes;
+}
+
+// ─── reading ─────────────────────────────────────────────────────────────────────────────
+
+export type EventFilters = NonNullable<operations['listProductEvents']['parameters']['query']>;
+
+/** One page of an event list and its headers' figures. */
+export interface EventPage {
+  items: EventResponse[];
+  count: number;
+  total: number;
+  skip: number;
+  limit: number;
+}
+
+const DEFAULT_LIMIT = 50;
+
+/** The validator checks the shape; a date-time it lets through that is no instant is refused here too. */
+function sinceDate(since: string | undefined): Date | null {
+  if (since === undefined) return null;
+  const date = new Date(since);
+  if (Number.isNaN(date.getTime())) {
+    throw errors.validation(`The request is invalid: query.since '${since}' is not a date-time such as 2026-10-01T00:00:00Z.`, [
+      { loc: ['query', 'since'], msg: 'must be a date-time such as 2026-10-01T00:00:00Z', type: 'format' },
+    ]);
+  }
+  return date;
+}
+
+async function eventPage(em: Em, scope: FilterQuery<Event>, filters: EventFilters): Promise<EventPage> {
+  const skip = filters.skip ?? 0;
+  const limit = filters.limit ?? DEFAULT_LIMIT;
+  const since = sinceDate(filters.since);
+  const where: FilterQuery<Event>[] = [scope];
+  if (filters.types && filters.types.length > 0) where.push({ type: { $in: [...new Set(filters.types)] } });
+  if (since) where.push({ occurred_at: { $gte: since } });
+  // Newest first is seq descending: the order the events committed in (see recordEvent).
+  const [rows, total] = await em.findAndCount(Event, { $and: where }, { orderBy: { seq: 'desc' }, offset: skip, limit });
+  return { items: rows.map(eventResponse), count: rows.length, total, skip, limit };
+}
+
+export class EventService {
+  /** A model's events: view access to it (none → 404). */
+  async listProduct(em: Em, user: Caller, productId: string, filters: EventFilters): Promise<EventPage> {
+    const { product } = await requireProductView(em, user, productId);
+    return eventPage(em, { product_id: product.id }, filters);
+  }
+
+  /** A space's events: space admin or org owner/admin; others who see the space → 403, the rest → 404. */
+  async listSpace(em: Em, user: Caller, slug: string, filters: EventFilters): Promise<EventPage> {
+    const { space } = await requireSpaceAdmin(em, user, slug, 'read its events');
+    return eventPage(em, { space_id: space.id }, filters);
+  }
 }

@@ -15,6 +15,7 @@ import { ArtifactService } from './artifacts.ts';
 import { InspectionService } from './inspections.ts';
 import { Sweeper } from './sweeper.ts';
 import { SystemService } from './system.ts';
+import { EventService } from './events.ts';
 
 export interface ServiceDeps {
   config: Config;
@@ -33,6 +34,7 @@ export interface Services {
   inspections: InspectionService;
   sweeper: Sweeper;
   system: SystemService;
+  events: EventService;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -48,6 +50,7 @@ export function createServices(deps: ServiceDeps): Services {
     inspections,
     sweeper: new Sweeper(deps, uploads),
     system: new SystemService(deps),
+    events: new EventService(),
   };
 }
 

@@ -9,6 +9,7 @@ import { versionHandlers } from './versions.ts';
 import { aliasHandlers } from './aliases.ts';
 import { artifactHandlers } from './artifacts.ts';
 import { uploadHandlers } from './uploads.ts';
+import { eventHandlers } from './events.ts';
 
 /** Served by the app before the validator; listed so the table covers the whole spec. */
 const servedEarlier = async (): Promise<void> => {
@@ -22,6 +23,7 @@ export function createHandlerTable(services: Services, config: Config): HandlerT
     ...aliasHandlers(services),
     ...artifactHandlers(services),
     ...uploadHandlers(services, config),
+    ...eventHandlers(services),
     getOpenApiDocument: servedEarlier,
     getHealth: servedEarlier,
     getReadiness: servedEarlier,

@@ -1,17 +1,11 @@
 import type { Response } from 'express';
 import type { Services } from '../../services/index.ts';
 import type { ModelPage } from '../../services/models.ts';
+import { setPageHeaders } from '../paging.ts';
 import type { Config } from '../../config.ts';
 import { sendJson, type Handler, type ResponseBody } from '../types.ts';
 
 const PREFIX = '/api/v1.0';
-
-/** The seed's pagination headers: total, 1-based page, and whether more records follow. */
-function setPageHeaders(res: Response, page: ModelPage): void {
-  res.setHeader('X-Total-Count', String(page.total));
-  res.setHeader('X-Page', String(Math.floor(page.skip / page.limit) + 1));
-  res.setHeader('X-Has-More', String(page.skip + page.count < page.total));
-}
 
 export function modelHandlers(services: Services, config: Config) {
   /** A rendered page goes out as it is; with response validation on, through the validator. */
