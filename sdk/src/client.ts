@@ -2,7 +2,16 @@ import createClient, { type Middleware } from 'openapi-fetch';
 import { dataOf, networkError, sameOrigin, throwForStatus, type ClientContext, type ModelRepositoryApi } from './context.js';
 import { downloadArtifact, type DownloadArtifactOptions } from './download.js';
 import type { paths } from './generated/api.js';
-import { ModelPages, type ModelListFilters, type ModelListOptions, type ModelScope } from './pagination.js';
+import {
+  EventPages,
+  ModelPages,
+  type EventListFilters,
+  type EventListOptions,
+  type EventScope,
+  type ModelListFilters,
+  type ModelListOptions,
+  type ModelScope,
+} from './pagination.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from './retry.js';
 import { isNode } from './runtime.js';
 import type { UploadSource } from './source.js';
@@ -87,6 +96,12 @@ export interface ModelRepositoryClient {
    * with its new `inspection`: tensors, parameters, dtypes, or the imports of a pickle.
    */
   inspectArtifact(productId: string, artifactId: string, options?: RequestOptions): Promise<ModelArtifact>;
+  /**
+   * Pages of the audit trail, newest first, fetched as you iterate:
+   * `for await (const e of client.listEvents({ product: id }, { types: ['model.updated'] }).items())`.
+   * `{ space }` lists a whole space (space admins, organization owners and admins).
+   */
+  listEvents(scope: EventScope, filters?: EventListFilters, options?: EventListOptions): EventPages;
 
   /** Chunked, resumable, verified upload of a file path (Node), `Blob`/`File` or bytes; returns the artifact. */
   uploadArtifact(productId: string, source: UploadSource, options?: UploadArtifactOptions): Promise<ModelArtifact>;
@@ -189,6 +204,7 @@ export function createModelRepositoryClient(options: ModelRepositoryClientOption
     api,
     baseUrl,
     listModels: (scope, filters, listOptions) => new ModelPages(ctx, scope, filters, listOptions),
+    listEvents: (scope, filters, listOptions) => new EventPages(ctx, scope, filters, listOptions),
     getModel: (productId, { signal } = {}) =>
       retried(() => api.GET('/catalog/products/{product_id}/model-repository', { params: { path: { product_id: productId } }, signal }), signal),
     createModel: async (space, model, { signal } = {}) =>

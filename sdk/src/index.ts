@@ -16,7 +16,20 @@ export {
   parseRetryAfter,
   type ModelRepositoryErrorInit,
 } from './errors.js';
-export { ModelPages, type ModelListFilters, type ModelListOptions, type ModelPage, type ModelScope } from './pagination.js';
+export {
+  EventPages,
+  ModelPages,
+  Pages,
+  type EventListFilters,
+  type EventListOptions,
+  type EventPage,
+  type EventScope,
+  type ModelListFilters,
+  type ModelListOptions,
+  type ModelPage,
+  type ModelScope,
+  type Page,
+} from './pagination.js';
 export { chunkRanges, type ChunkRange, type UploadArtifactOptions, type UploadProgress } from './upload.js';
 export type { DownloadArtifactOptions, DownloadProgress } from './download.js';
 export type { UploadSource } from './source.js';

@@ -30,3 +30,8 @@ export interface AliasWithEtag {
   alias: Alias;
   etag: string;
 }
+
+export type Event = Schemas['Event'];
+export type EventType = Schemas['EventType'];
+/** Query filters of the product and space event lists. */
+export type EventListQuery = NonNullable<operations['listProductEvents']['parameters']['query']>;

@@ -702,6 +702,49 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: "events: a model's and a space's audit trail, newest first, with types and since; space events for space admins only",
+    covers: { listProductEvents: [200, 404, 422], listSpaceEvents: [200, 403, 404, 422] },
+    async run(t) {
+      const c = t.client();
+      if (t.kind === 'mock') {
+        const trail = await c.listEvents({ product: randomUUID() }).toArray();
+        expect(trail.length).toBeGreaterThan(0);
+        expect(trail[0]).toMatchObject({ id: expect.any(String), type: expect.any(String), data: expect.any(Object) });
+        expect((await c.listEvents({ space: t.space }).toArray()).length).toBeGreaterThan(0);
+        return;
+      }
+      const before = new Date(Date.now() - 1000).toISOString();
+      const model = await c.createModel(t.space, newModel(t));
+      await c.updateModel(model.id, { description: 'Audited in the contract suite.' });
+      const version = await c.createVersion(model.id, {});
+      const trail = await c.listEvents({ product: model.id }).toArray();
+      expect(trail.map((e) => e.type)).toEqual(['version.created', 'model.updated', 'model.created']);
+      expect(trail[0]).toMatchObject({ product_id: model.id, subject_id: version.id, data: version });
+      expect(trail[1]!.data.changes).toEqual({ description: { from: model.description, to: 'Audited in the contract suite.' } });
+      const page = await c.listEvents({ product: model.id }, { limit: 2 })[Symbol.asyncIterator]().next();
+      expect(page.value).toMatchObject({ totalCount: 3, page: 1, hasMore: true });
+      expect((await c.listEvents({ product: model.id }, { types: ['model.created', 'version.created'] }).toArray()).map((e) => e.type)).toEqual([
+        'version.created',
+        'model.created',
+      ]);
+      expect(await c.listEvents({ product: model.id }, { since: '2999-01-01T00:00:00Z' }).toArray()).toEqual([]);
+      const mine = (await c.listEvents({ space: t.space }, { since: before, types: ['model.created'] }).toArray()).filter((e) => e.product_id === model.id);
+      expect(mine).toHaveLength(1);
+
+      const users = await t.users();
+      const viewer = t.client({ apiKey: users.viewer });
+      expect((await viewer.listEvents({ product: model.id }).toArray()).length).toBe(3);
+      await expectError(viewer.listEvents({ space: t.space }).toArray(), 403, 'forbidden');
+      const outsider = t.client({ apiKey: users.outsider });
+      await expectError(outsider.listEvents({ product: model.id }).toArray(), 404, 'not_found');
+      await expectError(outsider.listEvents({ space: t.space }).toArray(), 404, 'not_found');
+      const badSince = await t.raw('GET', `${API}/catalog/products/${model.id}/events?since=last-tuesday`);
+      expect(badSince.status).toBe(422);
+      const badType = await t.raw('GET', `${API}/catalog/spaces/${t.space}/events?types=model.deleted`);
+      expect(badType.status).toBe(422);
+    },
+  },
+  {
     name: 'downloads: bytes missing from storage → 404 "Artifact file not found"',
     on: SERVERS,
     covers: { downloadModelArtifact: [404], headModelArtifact: [404] },

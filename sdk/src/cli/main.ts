@@ -3,10 +3,10 @@ import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { createModelRepositoryClient, type ModelRepositoryClient } from '../client.js';
 import { isAbortError, ModelRepositoryError, ModelRepositoryNetworkError } from '../errors.js';
-import type { ModelListFilters } from '../pagination.js';
+import type { EventListFilters, ModelListFilters } from '../pagination.js';
 import type { RetryOptions } from '../retry.js';
 import type { UploadArtifactOptions } from '../upload.js';
-import type { ArtifactUploadSession, ModelArtifact, ModelSummary } from '../types.js';
+import type { ArtifactUploadSession, Event, ModelArtifact, ModelSummary } from '../types.js';
 import { sdkVersion } from '../version.js';
 import { formatBytes, ProgressBar, type ProgressStream } from './progress.js';
 
@@ -86,6 +86,14 @@ const commandOptions = {
     reject: { type: 'boolean' },
     comment: { type: 'string' },
   },
+  events: {
+    product: { type: 'string' },
+    space: { type: 'string' },
+    type: { type: 'string', multiple: true },
+    since: { type: 'string' },
+    limit: { type: 'string' },
+    'page-size': { type: 'string' },
+  },
 } satisfies Record<string, Options>;
 
 type Command = keyof typeof commandOptions;
@@ -106,6 +114,7 @@ Commands:
   alias rm <product-id> <alias>          Delete an alias
   review <product-id> <version> --approve | --reject [--comment <text>]
                                          Approve or reject a version
+  events --product <id> | --space <slug> The audit trail, newest first
 
 Options for every command:
   --url <url>          Server URL (default: $MODEL_REPO_URL)
@@ -176,6 +185,17 @@ const commandUsage: Record<Command, string> = {
   --approve                  Approve the version
   --reject                   Reject it
   --comment <text>           Why (up to 5000 characters)`,
+  events: `Usage: model-repo events (--product <id> | --space <slug>) [filters]
+
+  Every change to a model record (or to all of a space's, for space admins and organization
+  owners and admins), newest first: who made it, when, and for updates which fields changed.
+
+  --type <event-type>        Only this type; repeat for several (model.created, model.updated,
+                             model.archived, version.created, version.reviewed, alias.set,
+                             alias.deleted, artifact.created, artifact.deleted)
+  --since <date-time>        Only events at or after this instant, e.g. 2026-10-01T00:00:00Z
+  --limit <n>                Stop after n events (default: all)
+  --page-size <n>            Events per request (default 100)`,
 };
 
 /** Runs the CLI; returns the exit status. Never throws. */
@@ -240,6 +260,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await removeAlias(ctx);
       case 'review':
         return await review(ctx);
+      case 'events':
+        return await listEvents(ctx);
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
@@ -262,7 +284,7 @@ function isParseArgsError(error: unknown): boolean {
 }
 
 function resolveCommand(word1: string, word2: string | undefined): Command {
-  if (word1 === 'upload' || word1 === 'download' || word1 === 'inspect' || word1 === 'review') return word1;
+  if (word1 === 'upload' || word1 === 'download' || word1 === 'inspect' || word1 === 'review' || word1 === 'events') return word1;
   if (word1 === 'alias') {
     if (word2 === 'set' || word2 === 'ls' || word2 === 'history' || word2 === 'rm') return `alias ${word2}`;
     throw new UsageError(`'alias' needs a subcommand: alias set | ls | history | rm`);
@@ -308,6 +330,7 @@ const commandArgs: Record<Command, string[]> = {
   'alias history': ['product-id', 'alias'],
   'alias rm': ['product-id', 'alias'],
   review: ['product-id', 'version'],
+  events: [],
 };
 
 function expectArgs(args: string[], names: string[]): void {
@@ -517,6 +540,43 @@ async function inspect(ctx: CommandContext): Promise<number> {
   if (i.error !== null) rows.push(['error', i.error]);
   ctx.io.stdout.write(`${artifact.file_name}: ${i.format}\n${rows.length > 0 ? table(rows.map(([k, v]) => [`  ${k}`, v!])) : ''}`);
   return 0;
+}
+
+async function listEvents(ctx: CommandContext): Promise<number> {
+  const v = ctx.values;
+  const product = v.product as string | undefined;
+  const space = v.space as string | undefined;
+  if ((product === undefined) === (space === undefined)) throw new UsageError('give exactly one of --product <id> or --space <slug>');
+  const max = positiveInt(v.limit, '--limit');
+  const pageSize = positiveInt(v['page-size'], '--page-size');
+  const filters: EventListFilters = {
+    ...(v.type !== undefined ? { types: v.type as NonNullable<EventListFilters['types']> } : {}),
+    ...(v.since !== undefined ? { since: v.since as string } : {}),
+    limit: Math.min(pageSize ?? 100, max ?? Infinity),
+  };
+  const scope = product !== undefined ? { product } : { space: space! };
+  const events: Event[] = [];
+  for await (const event of ctx.client.listEvents(scope, filters, ctx.io.signal ? { signal: ctx.io.signal } : {}).items()) {
+    events.push(event);
+    if (max !== undefined && events.length >= max) break;
+  }
+  if (ctx.json) printJson(ctx, events);
+  else if (events.length === 0) ctx.io.stdout.write('No events.\n');
+  else {
+    ctx.io.stdout.write(
+      table([
+        ['OCCURRED', 'TYPE', 'ACTOR', 'SUBJECT', 'CHANGES'],
+        ...events.map((e) => [e.occurred_at, e.type, e.actor_id ?? '-', e.subject_id ?? '-', changedFields(e)]),
+      ]),
+    );
+  }
+  return 0;
+}
+
+/** "description, framework" for an update; '' for the other types. */
+function changedFields(e: Event): string {
+  const changes = e.data.changes;
+  return changes !== null && typeof changes === 'object' ? Object.keys(changes).join(', ') : '';
 }
 
 const WARNINGS: Record<string, string> = {

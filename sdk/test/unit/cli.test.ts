@@ -159,6 +159,49 @@ describe('model-repo CLI', () => {
     expect(stdout.text).toMatch(/2\.0 KiB/);
   });
 
+  it('events prints the trail newest first (the changed fields of updates), or JSON; filters and scope go to the server', async () => {
+    const fake = new FakeModelRepository();
+    const trail = [
+      { id: 'e-2', type: 'model.updated', occurred_at: '2026-11-27T10:15:03Z', actor_id: 'u-1', subject_id: productId, data: { changes: { description: {}, framework: {} } } },
+      { id: 'e-1', type: 'artifact.created', occurred_at: '2026-11-27T09:02:41Z', actor_id: 'u-1', subject_id: 'a-1', data: { id: 'a-1' } },
+      { id: 'e-0', type: 'model.created', occurred_at: '2026-11-26T08:00:00Z', actor_id: null, subject_id: productId, data: {} },
+    ];
+    fake.interceptors.push((_request, recorded) => {
+      if (!/\/events$/.test(recorded.url.pathname)) return undefined;
+      const skip = Number(recorded.url.searchParams.get('skip'));
+      const limit = Number(recorded.url.searchParams.get('limit'));
+      const page = trail.slice(skip, skip + limit);
+      const headers = { 'Content-Type': 'application/json', 'X-Total-Count': '3', 'X-Has-More': String(skip + page.length < 3) };
+      return new Response(JSON.stringify(page), { status: 200, headers });
+    });
+    const text = io(fake);
+    expect(await runCli(['events', '--product', productId, '--page-size', '2'], text.cliIo)).toBe(0);
+    const lines = text.stdout.text.trim().split('\n');
+    expect(lines[0]).toMatch(/^OCCURRED\s+TYPE\s+ACTOR\s+SUBJECT\s+CHANGES$/);
+    expect(lines.slice(1).map((l) => l.split(/\s{2,}/).slice(0, 2))).toEqual([
+      ['2026-11-27T10:15:03Z', 'model.updated'],
+      ['2026-11-27T09:02:41Z', 'artifact.created'],
+      ['2026-11-26T08:00:00Z', 'model.created'],
+    ]);
+    expect(lines[1]).toMatch(/description, framework$/);
+    expect(lines[3]).toMatch(/model\.created\s+-\s+/);
+    expect(fake.requests.map((r) => r.url.pathname)).toEqual(Array(2).fill(`/api/v1.0/catalog/products/${productId}/events`));
+
+    const json = io(fake);
+    const args = ['events', '--space', 'ml', '--type', 'model.updated', '--type', 'artifact.created', '--since', '2026-11-01T00:00:00Z', '--limit', '1', '--json'];
+    expect(await runCli(args, json.cliIo)).toBe(0);
+    expect((JSON.parse(json.stdout.text) as { id: string }[]).map((e) => e.id)).toEqual(['e-2']);
+    const last = fake.requests.at(-1)!.url;
+    expect(last.pathname).toBe('/api/v1.0/catalog/spaces/ml/events');
+    expect(last.searchParams.getAll('types')).toEqual(['model.updated', 'artifact.created']);
+    expect(last.searchParams.get('since')).toBe('2026-11-01T00:00:00Z');
+    expect(last.searchParams.get('limit')).toBe('1');
+
+    const neither = io(fake);
+    expect(await runCli(['events'], neither.cliIo)).toBe(2);
+    expect(neither.stderr.text).toContain('give exactly one of --product <id> or --space <slug>');
+  });
+
   it('inspect shows the stored inspection; --refresh has the server read the header again', async () => {
     const fake = new FakeModelRepository();
     const artifact = fake.addArtifact(productId, randomBytes(64), 'tiny.gguf');

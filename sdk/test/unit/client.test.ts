@@ -190,3 +190,65 @@ describe('listModels', () => {
     await expect(client.listModels({ space: 'nope' }).toArray()).rejects.toMatchObject({ status: 404, code: 'not_found' });
   });
 });
+
+describe('listEvents', () => {
+  /** Answers event-list requests from `events` with the server's paging headers. */
+  function serveEvents(fake: FakeModelRepository, events: { id: string }[]) {
+    fake.interceptors.push((_request, recorded) => {
+      if (!/\/events$/.test(recorded.url.pathname)) return undefined;
+      const skip = Number(recorded.url.searchParams.get('skip') ?? 0);
+      const limit = Number(recorded.url.searchParams.get('limit') ?? 50);
+      const page = events.slice(skip, skip + limit);
+      return new Response(JSON.stringify(page), {
+        status: 200,
+        headers: {
+          'Content-Type': 'application/json',
+          'X-Total-Count': String(events.length),
+          'X-Page': String(Math.floor(skip / limit) + 1),
+          'X-Has-More': String(skip + page.length < events.length),
+        },
+      });
+    });
+  }
+  const events = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `e-${i}`, type: 'model.updated' }));
+
+  it("walks a model's events page by page, sending types (repeated) and since (a Date as ISO 8601)", async () => {
+    const { fake, client } = setup();
+    serveEvents(fake, events(5));
+    const since = new Date('2026-10-01T00:00:00Z');
+    const pages = [];
+    for await (const page of client.listEvents({ product: 'p1' }, { limit: 2, types: ['model.updated', 'artifact.created'], since })) pages.push(page);
+    expect(pages.map((p) => p.items.map((e) => e.id))).toEqual([['e-0', 'e-1'], ['e-2', 'e-3'], ['e-4']]);
+    expect(pages.map((p) => [p.page, p.hasMore, p.totalCount])).toEqual([
+      [1, true, 5],
+      [2, true, 5],
+      [3, false, 5],
+    ]);
+    const urls = fake.requests.map((r) => r.url);
+    expect(urls.map((u) => u.pathname)).toEqual(Array(3).fill('/api/v1.0/catalog/products/p1/events'));
+    expect(urls.map((u) => u.searchParams.get('skip'))).toEqual(['0', '2', '4']);
+    expect(urls[0]!.searchParams.getAll('types')).toEqual(['model.updated', 'artifact.created']);
+    expect(urls[0]!.searchParams.get('since')).toBe('2026-10-01T00:00:00.000Z');
+  });
+
+  it("lists a space's events; items() stops fetching when the caller stops", async () => {
+    const { fake, client } = setup();
+    serveEvents(fake, events(7));
+    const seen: string[] = [];
+    for await (const e of client.listEvents({ space: 'ml' }, { limit: 3, since: '2026-10-01T00:00:00Z' }).items()) {
+      seen.push(e.id);
+      if (seen.length === 4) break;
+    }
+    expect(seen).toEqual(['e-0', 'e-1', 'e-2', 'e-3']);
+    expect(fake.requests.map((r) => r.url.pathname)).toEqual(Array(2).fill('/api/v1.0/catalog/spaces/ml/events'));
+    expect(fake.requests[0]!.url.searchParams.get('since')).toBe('2026-10-01T00:00:00Z');
+  });
+
+  it('rejects an ambiguous scope and throws the server error for a page', async () => {
+    const { fake, client } = setup();
+    // @ts-expect-error -- both scopes at once, which the types already refuse
+    expect(() => client.listEvents({ product: 'p1', space: 'ml' })).toThrow(TypeError);
+    fake.interceptors.push(() => problem(403, 'forbidden', 'You need the admin role'));
+    await expect(client.listEvents({ space: 'ml' }).toArray()).rejects.toMatchObject({ status: 403, code: 'forbidden' });
+  });
+});
