@@ -289,7 +289,7 @@ export class ArtifactService {
         productId: product.id,
         subjectId: created.id,
         data: artifactResponse(created),
-        occurredAt: now,
+        occurredAt: created.created_at,
       });
       return created;
     });

@@ -551,7 +551,7 @@ export class UploadService {
           ...(await productScope(tx, session.product.id)),
           subjectId: created.id,
           data: artifactResponse(created),
-          occurredAt: now,
+          occurredAt: created.created_at,
         });
         return created;
       });

@@ -39,6 +39,17 @@ for (const factory of await storageTargets()) {
       await target?.close();
     });
 
+    /**
+     * artifact.created carries the artifact as its transaction stored it; the response comes after
+     * the inspection that follows the commit, which may have touched updated_at since.
+     */
+    const expectArtifactAsStored = (event: Event, response: Record<string, unknown>) => {
+      expect(event.data).toEqual({ ...response, updated_at: event.data.updated_at });
+      expect(event.data.created_at).toBe(event.occurred_at.toISOString());
+      expect(event.data.created_at).toBe(response.created_at);
+      expect(Date.parse(String(event.data.updated_at))).toBeLessThanOrEqual(Date.parse(String(response.updated_at)));
+    };
+
     /** All events of a product, in seq order. */
     const eventsOf = (productId: string) => app.em().find(Event, { product_id: productId }, { orderBy: { seq: 'asc' } });
     const allEventCount = () => app.em().count(Event, {});
@@ -153,7 +164,7 @@ for (const factory of await storageTargets()) {
       const events = await eventsOf(pid);
       expect(events.map((e) => e.type)).toEqual(['model.created', 'artifact.created']);
       expect(events[1]).toMatchObject({ subject_id: artifact.id, actor_id: app.owner.id, product_id: pid, space_id: spaceId, organization_id: orgId });
-      expect(events[1]!.data).toEqual(artifact);
+      expectArtifactAsStored(events[1]!, artifact);
     });
 
     it('a completion refused for a wrong digest writes no event', async () => {
@@ -175,7 +186,7 @@ for (const factory of await storageTargets()) {
       const events = await eventsOf(pid);
       expect(events.map((e) => e.type)).toEqual(['model.created', 'artifact.created']);
       expect(events[1]).toMatchObject({ subject_id: res.body.id, actor_id: app.owner.id });
-      expect(events[1]!.data).toEqual(res.body);
+      expectArtifactAsStored(events[1]!, res.body);
       // Refused (digest mismatch): no event.
       const bad = await app.client.request('POST', `/catalog/products/${pid}/model-artifacts`, {
         body: form({ sha256: sha256(Buffer.from('x')) }, { bytes, name: 'x.bin' }),
