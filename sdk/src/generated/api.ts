@@ -1471,10 +1471,11 @@ export interface components {
             subject_id: string | null;
             /**
              * @description The subject's public fields as the API showed them right after the change: a
-             *     `ModelSummary` for `model.*`, a `ModelVersion` for `version.*`, a `ModelArtifact` for
-             *     `artifact.*` (an artifact's inspection, which follows its storage, is not part of
-             *     `artifact.created`). `model.updated` and `model.archived` add `changes`: one entry
-             *     `{from, to}` per field whose value the PATCH changed, and no others.
+             *     `ModelSummary` for `model.*`, a `ModelVersion` for `version.*` (`version.reviewed` adds
+             *     the `review`), the alias history entry with its `product_id` for `alias.*`, a
+             *     `ModelArtifact` for `artifact.*` (an artifact's inspection, which follows its storage, is
+             *     not part of `artifact.created`). `model.updated` and `model.archived` add `changes`: one
+             *     entry `{from, to}` per field whose value the PATCH changed, and no others.
              */
             data: {
                 [key: string]: unknown;
