@@ -52,6 +52,16 @@ export interface Config {
   readonly listingCacheBytes: number;
   /** Interval of the background sweep of expired/aborted upload sessions; 0 disables it. */
   readonly sweepIntervalSeconds: number;
+  /** Delays in seconds before the 2nd, 3rd, … delivery attempt of a webhook; a delivery fails after the last. */
+  readonly webhookRetrySeconds: readonly number[];
+  /** Let webhooks target loopback, private, link-local and unique-local addresses (local receivers, tests). */
+  readonly webhookAllowPrivateNetworks: boolean;
+  /** The sweeper removes webhook deliveries older than this. */
+  readonly webhookDeliveryRetentionDays: number;
+  /** How often the delivery worker looks for due deliveries; 0 = no worker in this process. */
+  readonly webhookPollIntervalMs: number;
+  /** A delivery attempt that has no answer within this time fails. */
+  readonly webhookTimeoutMs: number;
   /** Validate responses against the spec (development and tests; off in production). */
   readonly validateResponses: boolean;
   /** Time a client has to send a request's headers (http.Server headersTimeout). */
@@ -96,6 +106,10 @@ export const DEFAULTS = {
   bodyIdleTimeoutSeconds: 60,
   keepAliveTimeoutSeconds: 65,
   refusedBodyLingerSeconds: 5,
+  webhookRetrySeconds: [5, 30, 120, 600, 1800, 7200],
+  webhookDeliveryRetentionDays: 30,
+  webhookPollIntervalMs: 1000,
+  webhookTimeoutMs: 10_000,
 } as const;
 
 /** 5 GiB: the largest part S3 accepts, so no chunk size beyond it makes sense. */
@@ -157,6 +171,19 @@ const httpUrl = envVar.transform((s, ctx): string | undefined => {
   return s;
 });
 
+/** Comma-separated whole seconds, e.g. "5,30,120"; "" (or unset) → the default, "none" → no retries. */
+const secondsList = envVar.transform((s, ctx): number[] | undefined => {
+  if (s === undefined) return undefined;
+  if (s.toLowerCase() === 'none') return [];
+  const parts = s.split(',').map((part) => part.trim());
+  const values = parts.map((part) => (/^\d+$/.test(part) ? Number(part) : NaN));
+  if (parts.length > 50 || values.some((n) => !Number.isSafeInteger(n) || n > 7 * 86_400)) {
+    ctx.addIssue({ code: 'custom', message: `must be a comma-separated list of at most 50 whole seconds (each at most 604800), or none (got ${show(s)})` });
+    return z.NEVER;
+  }
+  return values;
+});
+
 const corsOrigins = envVar.transform((s, ctx): '*' | string[] | undefined => {
   if (s === undefined) return undefined;
   if (s === '*') return '*';
@@ -208,6 +235,11 @@ const EnvSchema = z.object({
   LOG_LEVEL: oneOf(LOG_LEVELS),
   SWEEP_INTERVAL_SECONDS: integer(0, 7 * 86_400),
   LISTING_CACHE_BYTES: integer(0, 64 * 1024 * MiB),
+  WEBHOOK_RETRY_SECONDS: secondsList,
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: boolean,
+  WEBHOOK_DELIVERY_RETENTION_DAYS: integer(1, 36_500),
+  WEBHOOK_POLL_INTERVAL_MS: integer(0, 3_600_000),
+  WEBHOOK_TIMEOUT_MS: integer(100, 600_000),
   VALIDATE_RESPONSES: boolean,
   HEADERS_TIMEOUT_SECONDS: integer(1, 3600),
   REQUEST_TIMEOUT_SECONDS: integer(0, 7 * 86_400),
@@ -321,6 +353,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL ?? DEFAULTS.logLevel,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS ?? DEFAULTS.sweepIntervalSeconds,
     listingCacheBytes: e.LISTING_CACHE_BYTES ?? DEFAULTS.listingCacheBytes,
+    webhookRetrySeconds: e.WEBHOOK_RETRY_SECONDS ?? [...DEFAULTS.webhookRetrySeconds],
+    webhookAllowPrivateNetworks: e.WEBHOOK_ALLOW_PRIVATE_NETWORKS ?? false,
+    webhookDeliveryRetentionDays: e.WEBHOOK_DELIVERY_RETENTION_DAYS ?? DEFAULTS.webhookDeliveryRetentionDays,
+    webhookPollIntervalMs: e.WEBHOOK_POLL_INTERVAL_MS ?? DEFAULTS.webhookPollIntervalMs,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS ?? DEFAULTS.webhookTimeoutMs,
     validateResponses: e.VALIDATE_RESPONSES ?? nodeEnv !== 'production',
     headersTimeoutSeconds: headersTimeout,
     requestTimeoutSeconds: requestTimeout,

@@ -24,6 +24,7 @@ export const ErrorCode = {
   payloadTooLarge: 'payload_too_large',
   unsupportedMediaType: 'unsupported_media_type',
   validation: 'validation_error',
+  webhookUrlForbidden: 'webhook_url_forbidden',
   chunkSizeMismatch: 'chunk_size_mismatch',
   chunkIndexOutOfRange: 'chunk_index_out_of_range',
   chunkDigestMismatch: 'chunk_digest_mismatch',
@@ -95,6 +96,10 @@ export const errors = {
     new AppError(415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type', detail),
   validation: (detail: string, fieldErrors?: FieldError[]) =>
     new AppError(422, ErrorCode.validation, 'Unprocessable Content', detail, fieldErrors ?? []),
+  webhookUrlForbidden: (detail: string) =>
+    new AppError(422, ErrorCode.webhookUrlForbidden, 'Unprocessable Content', detail, [
+      { loc: ['body', 'url'], msg: detail, type: 'webhook_url_forbidden' },
+    ]),
   chunkSizeMismatch: (detail: string) =>
     new AppError(422, ErrorCode.chunkSizeMismatch, 'Unprocessable Content', detail, []),
   chunkIndexOutOfRange: (detail: string) =>

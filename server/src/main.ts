@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const { port } = server.address() as AddressInfo;
   logger.info({ url: `http://${config.host}:${port}`, port, storage: config.storageBackend, database: config.database.dialect }, 'listening');
   services.sweeper.start();
+  services.webhookWorker.start();
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
     services.sweeper.stop();
+    // Attempts in flight finish (each within WEBHOOK_TIMEOUT_MS); claimed ones not started are handed back.
+    const workerStopped = services.webhookWorker.stop().catch((err: unknown) => logger.warn({ err }, 'webhook worker did not stop cleanly'));
     const force = setTimeout(() => {
       logger.warn('requests still running after 30 s; closing their connections');
       server.closeAllConnections();
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
     server.close(async () => {
       clearTimeout(force);
       await services.inspections.idle(); // background header reads write their result first
+      await workerStopped;
       await orm.close();
       logger.info('stopped');
       process.exit(0);

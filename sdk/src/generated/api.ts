@@ -678,6 +678,221 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/catalog/spaces/{slug}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a space's webhooks
+         * @description Every webhook of the space, newest first, with `secret: null`. Needs the space's admin role, or
+         *     owner or admin of its organization; anyone else who can see the space gets `403`.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Create a webhook
+         * @description Subscribes a URL to events of the space. The response carries the signing `secret` — the only
+         *     time it is shown until it is rotated. Every matching event is then POSTed to the URL, signed per
+         *     the Standard Webhooks specification (`webhook-id`, `webhook-timestamp`, `webhook-signature:
+         *     v1,<base64 HMAC-SHA256>`), with retries after the delays in `WEBHOOK_RETRY_SECONDS`. Needs the
+         *     space's admin role, or owner or admin of its organization.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a webhook
+         * @description One webhook of the space (`secret: null`). Needs the space's admin role, or owner or admin of its
+         *     organization.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook
+         * @description Removes the webhook with its deliveries; queued deliveries are not sent (an attempt already in
+         *     flight finishes). Needs the space's admin role, or owner or admin of its organization.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook
+         * @description Changes only the fields sent. A new `url` is checked like on create. Deactivating a webhook
+         *     (`active: false`) marks its still-pending deliveries `failed`; nothing is sent to it until it is
+         *     active again. Needs the space's admin role, or owner or admin of its organization.
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook's secret
+         * @description Replaces the signing secret with a new random one, shown in this response only. Attempts made
+         *     from now on are signed with the new secret. Needs the space's admin role, or owner or admin of its organization.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/webhooks/{webhook_id}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event to a webhook
+         * @description Queues a delivery of a `ping` event (shaped like every other event, `data` naming the webhook) to
+         *     this webhook only, whatever its `events` and even when it is inactive, and answers at once with
+         *     the queued delivery; follow it in the deliveries list. Needs the space's admin role, or owner or
+         *     admin of its organization.
+         */
+        post: operations["pingWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a webhook's deliveries
+         * @description The webhook's deliveries, newest first, paged with `skip` and `limit` and the usual paging
+         *     headers. Deliveries older than `WEBHOOK_DELIVERY_RETENTION_DAYS` (30 by default) are removed.
+         *     Needs the space's admin role, or owner or admin of its organization.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalog/spaces/{slug}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+                /**
+                 * @description ID of the delivery (its `webhook-id` header). A value that is not a UUID is answered with `404`.
+                 * @example 6e2b9f41-3c8d-4a7e-b510-9d4f2a6c1e38
+                 */
+                delivery_id: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeliver a delivery
+         * @description Starts a fresh attempt cycle for the delivery — the same body and `webhook-id`, attempts counted
+         *     from zero, the first one due now — whatever its status. Needs the space's admin role, or owner
+         *     or admin of its organization.
+         */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -1481,6 +1696,99 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * @description An event type a webhook subscribes to, or `*` for every type (including types added later).
+         * @enum {string}
+         */
+        WebhookEventFilter: "*" | "model.created" | "model.updated" | "model.archived" | "version.created" | "version.reviewed" | "alias.set" | "alias.deleted" | "artifact.created" | "artifact.deleted";
+        /** @description A subscription of a URL to a space's events. */
+        Webhook: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            space_id: string;
+            url: string;
+            events: components["schemas"]["WebhookEventFilter"][];
+            description: string | null;
+            active: boolean;
+            /**
+             * @description The signing secret in Standard Webhooks form (`whsec_` + base64 of 32 random bytes). Shown only
+             *     in the responses of create and rotate-secret; `null` everywhere else. Store it where your
+             *     receiver can read it.
+             */
+            secret: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description Where deliveries are POSTed. `http` or `https`, no credentials in the URL, and the host must be —
+         *     or resolve only to — public addresses: loopback, private, link-local (including the cloud
+         *     metadata address 169.254.169.254), unique-local and other special-purpose addresses are refused
+         *     with `422 webhook_url_forbidden`, in every spelling of an IP literal (decimal, octal, hex,
+         *     IPv4-mapped IPv6). The check is repeated before every delivery, and the connection goes to the
+         *     address that was checked. A server started with `WEBHOOK_ALLOW_PRIVATE_NETWORKS=true` allows
+         *     internal addresses (for receivers on the same network).
+         */
+        WebhookUrl: string;
+        /** @description A new webhook of the space. */
+        WebhookCreate: {
+            url: components["schemas"]["WebhookUrl"];
+            /** @description The event types to deliver (at least one), or `["*"]` for all of them. */
+            events: components["schemas"]["WebhookEventFilter"][];
+            /** @description What the webhook is for. */
+            description?: string | null;
+            /**
+             * @description Inactive webhooks receive nothing; deliveries still queued when a webhook is deactivated are marked `failed`.
+             * @default true
+             */
+            active?: boolean;
+        };
+        /** @description Changes to a webhook; only the fields sent change. */
+        WebhookUpdate: {
+            url?: components["schemas"]["WebhookUrl"];
+            events?: components["schemas"]["WebhookEventFilter"][];
+            description?: string | null;
+            active?: boolean;
+        };
+        /** @description One event queued for one webhook, with the state of its attempts. */
+        WebhookDelivery: {
+            /**
+             * Format: uuid
+             * @description Sent as the `webhook-id` header, the same on every attempt (receivers use it to drop duplicates).
+             */
+            id: string;
+            /** Format: uuid */
+            webhook_id: string;
+            /** Format: uuid */
+            event_id: string;
+            /** @description The event's type, or `ping` for a delivery queued by the ping operation. */
+            event_type: string;
+            /**
+             * @description `pending` until an attempt gets a 2xx answer (`succeeded`) or the last retry fails (`failed`).
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+            /** @description Attempts made in the current cycle (a redelivery starts a new one). */
+            attempts: number;
+            /** @description HTTP status of the latest attempt; `null` before the first or when no answer came. */
+            last_status_code: number | null;
+            /** @description Why the latest attempt failed (timeout, connection reset, refused address, HTTP status and the start of the body). */
+            last_error: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; `null` once the delivery succeeded or failed.
+             */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When an attempt succeeded.
+             */
+            delivered_at: string | null;
+        };
         Health: {
             /** @enum {string} */
             status: "ok" | "unavailable";
@@ -1742,6 +2050,29 @@ export interface components {
                 "application/json": components["schemas"]["Event"][];
             };
         };
+        /** @description The caller can see the space but is neither its admin nor an owner or admin of its organization. */
+        WebhookForbidden: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The request failed validation (`errors` lists each offending field), or the URL is not allowed
+         *     (`code: webhook_url_forbidden`: not http(s), credentials in it, or an internal address).
+         */
+        WebhookValidationFailed: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /**
@@ -1847,6 +2178,16 @@ export interface components {
          * @example 2026-10-01T00:00:00Z
          */
         Since: string;
+        /**
+         * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+         * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+         */
+        WebhookId: string;
+        /**
+         * @description ID of the delivery (its `webhook-id` header). A value that is not a UUID is answered with `404`.
+         * @example 6e2b9f41-3c8d-4a7e-b510-9d4f2a6c1e38
+         */
+        DeliveryId: string;
     };
     requestBodies: never;
     headers: {
@@ -3128,6 +3469,338 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhooks (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description The new webhook, with its secret. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["WebhookValidationFailed"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description The changed webhook. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["WebhookValidationFailed"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook with its new secret. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    pingWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queued delivery. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Number of records to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Number of records to return. */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of deliveries (a bare JSON array). */
+            200: {
+                headers: {
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    "X-Page": components["headers"]["XPage"];
+                    "X-Has-More": components["headers"]["XHasMore"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Slug of the space (unique across the installation).
+                 * @example ml-platform
+                 */
+                slug: components["parameters"]["SpaceSlug"];
+                /**
+                 * @description ID of the webhook. A value that is not a UUID is answered with `404`.
+                 * @example 0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+                /**
+                 * @description ID of the delivery (its `webhook-id` header). A value that is not a UUID is answered with `404`.
+                 * @example 6e2b9f41-3c8d-4a7e-b510-9d4f2a6c1e38
+                 */
+                delivery_id: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, queued again. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WebhookForbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     getOpenApiDocument: {

@@ -26,6 +26,7 @@ import {
   SPACE_ROLES,
   UPLOAD_STATUSES,
   VERSION_TYPES,
+  WEBHOOK_DELIVERY_STATUSES,
 } from './limits.ts';
 
 export * from './limits.ts';
@@ -512,6 +513,74 @@ export const Event = defineEntity({
 });
 export type Event = InferEntity<typeof Event>;
 
+// ─── webhooks ────────────────────────────────────────────────────────────────────────────
+
+export const Webhook = defineEntity({
+  name: 'Webhook',
+  tableName: 'webhooks',
+  properties: {
+    id: id(),
+    space: p.manyToOne(Space).deleteRule('cascade'),
+    url: p.string().length(LIMITS.url),
+    /** Subscribed event types, or ['*']. */
+    events: p.json<string[]>(),
+    description: p.string().length(LIMITS.webhook_description).nullable(),
+    active: p.boolean(),
+    /** `whsec_…` (Standard Webhooks): the key deliveries are signed with; the API shows it only on create and rotate. */
+    secret: p.string().length(64),
+    created_by: p.manyToOne(User).nullable().deleteRule('set null'),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  indexes: [{ properties: ['space', 'active'] }],
+});
+export type Webhook = InferEntity<typeof Webhook>;
+
+/**
+ * One event to send to one webhook, queued in the event's own transaction. The worker claims due
+ * rows by pushing `next_attempt_at` past the attempt and stamping `claim_token`; an attempt's
+ * result is written only while the token is still the one it claimed with.
+ */
+export const WebhookDelivery = defineEntity({
+  name: 'WebhookDelivery',
+  tableName: 'webhook_deliveries',
+  properties: {
+    /** Also the `webhook-id` header: the same on every attempt. */
+    id: id(),
+    webhook: p.manyToOne(Webhook).deleteRule('cascade'),
+    event_id: p.uuid(),
+    event_type: p.string().length(64),
+    /** The exact request body (the event as the events API shows it), signed as is. */
+    payload: p.text(),
+    status: p.enum([...WEBHOOK_DELIVERY_STATUSES]),
+    attempts: p.integer(),
+    last_status_code: p.integer().nullable(),
+    last_error: p.string().length(LIMITS.webhook_error).nullable(),
+    /** When the next attempt is due; while an attempt is in flight, when its claim lapses. Null once finished. */
+    next_attempt_at: p.datetime().nullable(),
+    claim_token: p.uuid().nullable(),
+    created_at: createdAt(),
+    delivered_at: p.datetime().nullable(),
+  },
+  indexes: [{ properties: ['status', 'next_attempt_at'] }, { properties: ['webhook', 'created_at'] }, { properties: ['created_at'] }],
+});
+export type WebhookDelivery = InferEntity<typeof WebhookDelivery>;
+
+/**
+ * Named leases between server processes. On SQLite the delivery worker of one process at a time
+ * holds the lease `webhook-delivery` (PostgreSQL needs none: claims use FOR UPDATE SKIP LOCKED).
+ */
+export const WorkerLease = defineEntity({
+  name: 'WorkerLease',
+  tableName: 'worker_leases',
+  properties: {
+    name: p.string().length(64).primary(),
+    holder: p.uuid(),
+    expires_at: p.datetime(),
+  },
+});
+export type WorkerLease = InferEntity<typeof WorkerLease>;
+
 export const ALL_ENTITIES = [
   Organization,
   Space,
@@ -529,4 +598,7 @@ export const ALL_ENTITIES = [
   UploadSession,
   UploadChunk,
   Event,
+  Webhook,
+  WebhookDelivery,
+  WorkerLease,
 ];

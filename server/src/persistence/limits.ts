@@ -32,6 +32,10 @@ export const LIMITS = {
   alias_reason: 1000,
   /** A review's comment. */
   review_comment: 5000,
+  /** A webhook's description. */
+  webhook_description: 1000,
+  /** What a delivery keeps of a failed attempt (error text, start of the response body). */
+  webhook_error: 1000,
 } as const;
 
 /** Lowercase words joined by single hyphens: "churn-model-v2". */
@@ -89,3 +93,6 @@ export const ALIAS_NAME_PATTERN_SOURCE = '^[a-z][a-z0-9_-]{0,62}$';
 
 /** The alias whose moves the promotion policy gates. */
 export const PRODUCTION_ALIAS = 'production';
+
+export const WEBHOOK_DELIVERY_STATUSES = ['pending', 'succeeded', 'failed'] as const;
+export type WebhookDeliveryStatus = (typeof WEBHOOK_DELIVERY_STATUSES)[number];

@@ -16,6 +16,8 @@ import { InspectionService } from './inspections.ts';
 import { Sweeper } from './sweeper.ts';
 import { SystemService } from './system.ts';
 import { EventService } from './events.ts';
+import { WebhookService } from './webhooks.ts';
+import { WebhookWorker } from './webhook-worker.ts';
 
 export interface ServiceDeps {
   config: Config;
@@ -35,6 +37,9 @@ export interface Services {
   sweeper: Sweeper;
   system: SystemService;
   events: EventService;
+  webhooks: WebhookService;
+  /** Sends queued webhook deliveries; main.ts starts and stops it. */
+  webhookWorker: WebhookWorker;
 }
 
 export function createServices(deps: ServiceDeps): Services {
@@ -51,6 +56,8 @@ export function createServices(deps: ServiceDeps): Services {
     sweeper: new Sweeper(deps, uploads),
     system: new SystemService(deps),
     events: new EventService(),
+    webhooks: new WebhookService(deps.config),
+    webhookWorker: new WebhookWorker(deps),
   };
 }
 

@@ -2,7 +2,8 @@
  * Background sweep, every SWEEP_INTERVAL_SECONDS in every server process (0 = off):
  * 1. sessions past `expires_at` become `expired`;
  * 2. staged bytes of expired, aborted and failed sessions are discarded (`cleaned_at` set);
- * 3. bytes of deleted artifacts are removed from storage (`bytes_removed_at` set).
+ * 3. bytes of deleted artifacts are removed from storage (`bytes_removed_at` set);
+ * 4. webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS are removed.
  *
  * Safe with several processes: every state change is a conditional update, and the storage calls
  * are idempotent, so two sweepers on one row cost a duplicate call, never a wrong result.
@@ -12,7 +13,7 @@
  * On real S3, a bucket lifecycle rule for incomplete multipart uploads is the backstop.
  */
 import type { ServiceDeps } from './index.ts';
-import { ModelArtifact, UploadSession } from '../persistence/entities.ts';
+import { ModelArtifact, UploadSession, WebhookDelivery } from '../persistence/entities.ts';
 import type { UploadService } from './uploads.ts';
 import { raw } from '@mikro-orm/core';
 
@@ -25,6 +26,7 @@ export interface SweepReport {
   stagedFailed: number;
   bytesRemoved: number;
   bytesFailed: number;
+  deliveriesRemoved: number;
 }
 
 export class Sweeper {
@@ -59,7 +61,7 @@ export class Sweeper {
   private async sweep(now: Date): Promise<SweepReport> {
     const { orm, storage, logger } = this.deps;
     const em = orm.em.fork();
-    const report: SweepReport = { expired: 0, stagedCleaned: 0, stagedFailed: 0, bytesRemoved: 0, bytesFailed: 0 };
+    const report: SweepReport = { expired: 0, stagedCleaned: 0, stagedFailed: 0, bytesRemoved: 0, bytesFailed: 0, deliveriesRemoved: 0 };
 
     report.expired = await em.nativeUpdate(
       UploadSession,
@@ -99,7 +101,10 @@ export class Sweeper {
         await em.nativeUpdate(ModelArtifact, { id: artifact.id }, { updated_at: new Date() }).catch(() => {});
       }
     }
-    if (report.expired + report.stagedCleaned + report.stagedFailed + report.bytesRemoved + report.bytesFailed > 0) {
+    const retentionMs = this.deps.config.webhookDeliveryRetentionDays * 86_400_000;
+    report.deliveriesRemoved = await em.nativeDelete(WebhookDelivery, { created_at: { $lt: new Date(now.getTime() - retentionMs) } });
+
+    if (report.deliveriesRemoved + report.expired + report.stagedCleaned + report.stagedFailed + report.bytesRemoved + report.bytesFailed > 0) {
       logger.info({ ...report }, 'sweep');
     }
     return report;

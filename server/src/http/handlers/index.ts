@@ -10,6 +10,7 @@ import { aliasHandlers } from './aliases.ts';
 import { artifactHandlers } from './artifacts.ts';
 import { uploadHandlers } from './uploads.ts';
 import { eventHandlers } from './events.ts';
+import { webhookHandlers } from './webhooks.ts';
 
 /** Served by the app before the validator; listed so the table covers the whole spec. */
 const servedEarlier = async (): Promise<void> => {
@@ -24,6 +25,7 @@ export function createHandlerTable(services: Services, config: Config): HandlerT
     ...artifactHandlers(services),
     ...uploadHandlers(services, config),
     ...eventHandlers(services),
+    ...webhookHandlers(services),
     getOpenApiDocument: servedEarlier,
     getHealth: servedEarlier,
     getReadiness: servedEarlier,

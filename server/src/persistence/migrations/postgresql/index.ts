@@ -8,6 +8,7 @@ import { Migration20261127093203 } from './Migration20261127093203.ts';
 import { Migration20261127122339 } from './Migration20261127122339.ts';
 import { Migration20261203132645 } from './Migration20261203132645.ts';
 import { Migration20261203132710 } from './Migration20261203132710.ts';
+import { Migration20261203132711 } from './Migration20261203132711.ts';
 import { Migration20261203133044 } from './Migration20261203133044.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
@@ -15,5 +16,6 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127122339', class: Migration20261127122339 },
   { name: 'Migration20261203132645', class: Migration20261203132645 },
   { name: 'Migration20261203132710', class: Migration20261203132710 },
+  { name: 'Migration20261203132711', class: Migration20261203132711 },
   { name: 'Migration20261203133044', class: Migration20261203133044 },
 ];

@@ -8,6 +8,7 @@ import { Migration20261127093157 } from './Migration20261127093157.ts';
 import { Migration20261127122337 } from './Migration20261127122337.ts';
 import { Migration20261203132643 } from './Migration20261203132643.ts';
 import { Migration20261203132707 } from './Migration20261203132707.ts';
+import { Migration20261203132709 } from './Migration20261203132709.ts';
 import { Migration20261203133042 } from './Migration20261203133042.ts';
 
 export const sqliteMigrations: MigrationObject[] = [
@@ -15,5 +16,6 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261127122337', class: Migration20261127122337 },
   { name: 'Migration20261203132643', class: Migration20261203132643 },
   { name: 'Migration20261203132707', class: Migration20261203132707 },
+  { name: 'Migration20261203132709', class: Migration20261203132709 },
   { name: 'Migration20261203133042', class: Migration20261203133042 },
 ];
