@@ -28,6 +28,10 @@ import type {
   ModelVersionCreate,
   Review,
   ReviewCreate,
+  Webhook,
+  WebhookCreate,
+  WebhookDelivery,
+  WebhookUpdate,
 } from './types.js';
 import { uploadArtifact, type UploadArtifactOptions } from './upload.js';
 import { sdkVersion } from './version.js';
@@ -111,6 +115,22 @@ export interface ModelRepositoryClient {
   abortUpload(productId: string, uploadId: string, options?: RequestOptions): Promise<void>;
   /** Verified download to a file path (Node) or a `WritableStream`; returns the artifact record. */
   downloadArtifact(productId: string, artifactId: string, options: DownloadArtifactOptions): Promise<ModelArtifact>;
+
+  /** The space's webhooks (space admins, organization owners/admins); `secret` is null. */
+  listWebhooks(space: string, options?: RequestOptions): Promise<Webhook[]>;
+  /** Creates a webhook; the response's `secret` is shown this once. */
+  createWebhook(space: string, webhook: WebhookCreate, options?: RequestOptions): Promise<Webhook>;
+  getWebhook(space: string, webhookId: string, options?: RequestOptions): Promise<Webhook>;
+  updateWebhook(space: string, webhookId: string, changes: WebhookUpdate, options?: RequestOptions): Promise<Webhook>;
+  deleteWebhook(space: string, webhookId: string, options?: RequestOptions): Promise<void>;
+  /** A new signing secret, returned this once. */
+  rotateWebhookSecret(space: string, webhookId: string, options?: RequestOptions): Promise<Webhook>;
+  /** Queues a `ping` delivery to the webhook; returns the queued delivery. */
+  pingWebhook(space: string, webhookId: string, options?: RequestOptions): Promise<WebhookDelivery>;
+  /** One page of the webhook's deliveries, newest first. */
+  listWebhookDeliveries(space: string, webhookId: string, page?: { skip?: number; limit?: number }, options?: RequestOptions): Promise<WebhookDelivery[]>;
+  /** Starts a fresh attempt cycle for a delivery. */
+  redeliverWebhookDelivery(space: string, webhookId: string, deliveryId: string, options?: RequestOptions): Promise<WebhookDelivery>;
 }
 
 export interface RequestOptions {
@@ -311,5 +331,38 @@ export function createModelRepositoryClient(options: ModelRepositoryClientOption
       );
     },
     downloadArtifact: (productId, artifactId, downloadOptions) => downloadArtifact(ctx, productId, artifactId, downloadOptions),
+    listWebhooks: (space, { signal } = {}) =>
+      retried(() => api.GET('/catalog/spaces/{slug}/webhooks', { params: { path: { slug: space } }, signal }), signal),
+    createWebhook: async (space, webhook, { signal } = {}) =>
+      dataOf(await api.POST('/catalog/spaces/{slug}/webhooks', { params: { path: { slug: space } }, body: webhook, signal })),
+    getWebhook: (space, webhookId, { signal } = {}) =>
+      retried(() => api.GET('/catalog/spaces/{slug}/webhooks/{webhook_id}', { params: { path: { slug: space, webhook_id: webhookId } }, signal }), signal),
+    updateWebhook: async (space, webhookId, changes, { signal } = {}) =>
+      dataOf(
+        await api.PATCH('/catalog/spaces/{slug}/webhooks/{webhook_id}', { params: { path: { slug: space, webhook_id: webhookId } }, body: changes, signal }),
+      ),
+    deleteWebhook: async (space, webhookId, { signal } = {}) => {
+      await api.DELETE('/catalog/spaces/{slug}/webhooks/{webhook_id}', { params: { path: { slug: space, webhook_id: webhookId } }, signal });
+    },
+    rotateWebhookSecret: async (space, webhookId, { signal } = {}) =>
+      dataOf(await api.POST('/catalog/spaces/{slug}/webhooks/{webhook_id}/rotate-secret', { params: { path: { slug: space, webhook_id: webhookId } }, signal })),
+    pingWebhook: async (space, webhookId, { signal } = {}) =>
+      dataOf(await api.POST('/catalog/spaces/{slug}/webhooks/{webhook_id}/ping', { params: { path: { slug: space, webhook_id: webhookId } }, signal })),
+    listWebhookDeliveries: (space, webhookId, page = {}, { signal } = {}) =>
+      retried(
+        () =>
+          api.GET('/catalog/spaces/{slug}/webhooks/{webhook_id}/deliveries', {
+            params: { path: { slug: space, webhook_id: webhookId }, query: page },
+            signal,
+          }),
+        signal,
+      ),
+    redeliverWebhookDelivery: async (space, webhookId, deliveryId, { signal } = {}) =>
+      dataOf(
+        await api.POST('/catalog/spaces/{slug}/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver', {
+          params: { path: { slug: space, webhook_id: webhookId, delivery_id: deliveryId } },
+          signal,
+        }),
+      ),
   };
 }

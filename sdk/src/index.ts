@@ -37,3 +37,11 @@ export { defaultRetryOptions, isRetryable, retryDelay, type RetryInfo, type Retr
 export { sdkVersion } from './version.js';
 export type * from './types.js';
 export type { components, operations, paths } from './generated/api.js';
+export {
+  verifyWebhook,
+  WebhookVerificationError,
+  type VerifyWebhookOptions,
+  type WebhookEvent,
+  type WebhookHeaders,
+  type WebhookVerificationCode,
+} from './webhooks.js';

@@ -20,6 +20,11 @@ export type Review = Schemas['Review'];
 export type ReviewCreate = Schemas['ReviewCreate'];
 export type ApprovalStatus = Schemas['ApprovalStatus'];
 export type Problem = Schemas['Problem'];
+export type Webhook = Schemas['Webhook'];
+export type WebhookCreate = Schemas['WebhookCreate'];
+export type WebhookUpdate = Schemas['WebhookUpdate'];
+export type WebhookDelivery = Schemas['WebhookDelivery'];
+export type WebhookEventFilter = Schemas['WebhookEventFilter'];
 export type FieldError = Schemas['FieldError'];
 
 /** Query filters shared by the space and organization model lists. */

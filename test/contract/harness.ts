@@ -487,6 +487,10 @@ export async function startServerTarget(name: 'sqlite' | 'postgres', database?: 
       MAX_ARTIFACT_SIZE_BYTES: String(SERVER_SETTINGS.maxArtifactSize),
       // On S3 the server raises it to the 5 MiB minimum part size.
       UPLOAD_CHUNK_SIZE_BYTES: String(SERVER_SETTINGS.fsChunkSize),
+      // The webhook scenarios' receivers listen on 127.0.0.1; quick polling keeps them short.
+      WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+      WEBHOOK_POLL_INTERVAL_MS: '200',
+      WEBHOOK_RETRY_SECONDS: '1',
     };
     if (database) env.DATABASE_URL = database.url;
     if (s3) {

@@ -37,6 +37,7 @@ import {
 import { listOperations } from '../support/spec-check.ts';
 import { seedModelCreate } from '../support/fixtures.ts';
 import { safetensors } from '../support/weights.ts';
+import { webhookScenarios } from './webhook-scenarios.ts';
 
 export interface Scenario {
   name: string;
@@ -1232,6 +1233,7 @@ export const scenarios: Scenario[] = [
       expect([up.status, up.body]).toEqual([200, { status: 'ok', checks: { database: 'ok', storage: 'ok' } }]);
     },
   },
+  ...webhookScenarios,
 ];
 
 /** The scenarios that run on a target. */

@@ -24,7 +24,7 @@ import { loadConfig, type Config } from '../../server/src/config.ts';
 import { createLogger } from '../../server/src/logger.ts';
 import { openOrm, type Em, type Orm } from '../../server/src/persistence/orm.ts';
 import { openBlobStore } from '../../server/src/storage/index.ts';
-import { storageOptions } from '../../server/src/services/index.ts';
+import { createServices, storageOptions, type Services } from '../../server/src/services/index.ts';
 import * as admin from '../../server/src/services/admin.ts';
 import type { DatabaseTarget } from '../integration/persistence/targets.ts';
 
@@ -61,6 +61,8 @@ export interface TestApp {
   origin: string;
   config: Config;
   orm: Orm;
+  /** The app's services (its background workers are not started). */
+  services: Services;
   /** A fresh EntityManager fork (for reading rows directly). */
   em(): Em;
   /** `path` is relative to /api/v1.0 unless it starts with it (or with /healthz etc.). */
@@ -94,10 +96,12 @@ export async function startTestApp(target: DatabaseTarget, env: Record<string, s
   const logger = createLogger(config);
   let orm: Orm | undefined;
   let server: Server | undefined;
+  let services: Services | undefined;
   try {
     orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
     const storage = await openBlobStore(storageOptions(config));
-    const app = createApp({ config, orm, storage, logger });
+    services = createServices({ config, orm, storage, logger });
+    const app = createApp({ config, orm, storage, logger, services });
     server = app.listen(0, '127.0.0.1');
     await new Promise<void>((resolve, reject) => {
       server!.once('listening', resolve);
@@ -141,6 +145,7 @@ export async function startTestApp(target: DatabaseTarget, env: Record<string, s
     origin,
     config,
     orm: theOrm,
+    services: services!,
     em,
     request,
     bootstrap: async (org, space, email) => {

@@ -16,6 +16,18 @@ function problemOf(env: Record<string, string>): { variable: string; problem: st
 }
 
 describe('loadConfig', () => {
+  it('reads the webhook settings, and names the variable of a bad value', () => {
+    const c = loadConfig({ WEBHOOK_RETRY_SECONDS: ' 1, 2 ,3', WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true', WEBHOOK_DELIVERY_RETENTION_DAYS: '7', WEBHOOK_POLL_INTERVAL_MS: '0', WEBHOOK_TIMEOUT_MS: '2500' });
+    expect([c.webhookRetrySeconds, c.webhookAllowPrivateNetworks, c.webhookDeliveryRetentionDays, c.webhookPollIntervalMs, c.webhookTimeoutMs]).toEqual([[1, 2, 3], true, 7, 0, 2500]);
+    expect(loadConfig({ WEBHOOK_RETRY_SECONDS: 'none' }).webhookRetrySeconds).toEqual([]);
+    for (const bad of ['5,,30', '5;30', '-5', '1.5', 'soon', '999999999']) {
+      expect(problemOf({ WEBHOOK_RETRY_SECONDS: bad }).variable).toBe('WEBHOOK_RETRY_SECONDS');
+    }
+    expect(problemOf({ WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'yes please' }).variable).toBe('WEBHOOK_ALLOW_PRIVATE_NETWORKS');
+    expect(problemOf({ WEBHOOK_DELIVERY_RETENTION_DAYS: '0' }).variable).toBe('WEBHOOK_DELIVERY_RETENTION_DAYS');
+    expect(problemOf({ WEBHOOK_TIMEOUT_MS: '10' }).variable).toBe('WEBHOOK_TIMEOUT_MS');
+  });
+
   it('has the documented defaults', () => {
     const c = loadConfig({});
     const dataDir = path.resolve('./data');
@@ -37,6 +49,11 @@ describe('loadConfig', () => {
       logLevel: 'info',
       sweepIntervalSeconds: 60,
       listingCacheBytes: 33_554_432,
+      webhookRetrySeconds: [5, 30, 120, 600, 1800, 7200],
+      webhookAllowPrivateNetworks: false,
+      webhookDeliveryRetentionDays: 30,
+      webhookPollIntervalMs: 1000,
+      webhookTimeoutMs: 10_000,
       validateResponses: true,
       headersTimeoutSeconds: 60,
       requestTimeoutSeconds: 3600,

@@ -6,7 +6,7 @@ import { isAbortError, ModelRepositoryError, ModelRepositoryNetworkError } from 
 import type { EventListFilters, ModelListFilters } from '../pagination.js';
 import type { RetryOptions } from '../retry.js';
 import type { UploadArtifactOptions } from '../upload.js';
-import type { ArtifactUploadSession, Event, ModelArtifact, ModelSummary } from '../types.js';
+import type { ArtifactUploadSession, Event, ModelArtifact, ModelSummary, Webhook, WebhookCreate, WebhookDelivery } from '../types.js';
 import { sdkVersion } from '../version.js';
 import { formatBytes, ProgressBar, type ProgressStream } from './progress.js';
 
@@ -94,7 +94,22 @@ const commandOptions = {
     limit: { type: 'string' },
     'page-size': { type: 'string' },
   },
+  'webhooks ls': { space: { type: 'string' } },
+  'webhooks create': {
+    space: { type: 'string' },
+    target: { type: 'string' },
+    event: { type: 'string', multiple: true },
+    description: { type: 'string' },
+    inactive: { type: 'boolean' },
+  },
+  'webhooks delete': { space: { type: 'string' } },
+  'webhooks ping': { space: { type: 'string' } },
+  'webhooks deliveries': { space: { type: 'string' }, limit: { type: 'string' } },
+  'webhooks redeliver': { space: { type: 'string' } },
+  'webhooks rotate': { space: { type: 'string' } },
 } satisfies Record<string, Options>;
+
+const WEBHOOK_COMMANDS = ['ls', 'create', 'delete', 'ping', 'deliveries', 'redeliver', 'rotate'] as const;
 
 type Command = keyof typeof commandOptions;
 
@@ -115,6 +130,8 @@ Commands:
   review <product-id> <version> --approve | --reject [--comment <text>]
                                          Approve or reject a version
   events --product <id> | --space <slug> The audit trail, newest first
+  webhooks ls|create|delete|ping|deliveries|redeliver|rotate --space <slug> …
+                                         Manage a space's webhooks (see model-repo webhooks <cmd> --help)
 
 Options for every command:
   --url <url>          Server URL (default: $MODEL_REPO_URL)
@@ -196,6 +213,25 @@ const commandUsage: Record<Command, string> = {
   --since <date-time>        Only events at or after this instant, e.g. 2026-10-01T00:00:00Z
   --limit <n>                Stop after n events (default: all)
   --page-size <n>            Events per request (default 100)`,
+  'webhooks ls': `Usage: model-repo webhooks ls --space <slug>`,
+  'webhooks create': `Usage: model-repo webhooks create --space <slug> --target <url> [--event <type>]… [options]
+
+  --target <url>             Where deliveries are POSTed (http or https, a public address)
+  --event <type>             Event type to deliver (model.created, alias.set, …); repeat for several;
+                             default: every type (*)
+  --description <text>       What the webhook is for
+  --inactive                 Create it paused
+
+  Prints the signing secret once: store it for your receiver.`,
+  'webhooks delete': `Usage: model-repo webhooks delete <webhook-id> --space <slug>`,
+  'webhooks ping': `Usage: model-repo webhooks ping <webhook-id> --space <slug>`,
+  'webhooks deliveries': `Usage: model-repo webhooks deliveries <webhook-id> --space <slug> [--limit <n>]
+
+  --limit <n>                How many of the newest deliveries to show (default 50)`,
+  'webhooks redeliver': `Usage: model-repo webhooks redeliver <webhook-id> <delivery-id> --space <slug>`,
+  'webhooks rotate': `Usage: model-repo webhooks rotate <webhook-id> --space <slug>
+
+  Replaces the signing secret and prints the new one once.`,
 };
 
 /** Runs the CLI; returns the exit status. Never throws. */
@@ -262,6 +298,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await review(ctx);
       case 'events':
         return await listEvents(ctx);
+      default:
+        return await webhooks(ctx, command);
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
@@ -292,6 +330,10 @@ function resolveCommand(word1: string, word2: string | undefined): Command {
   if (word1 === 'models' || word1 === 'artifacts') {
     if (word2 === 'list') return `${word1} list`;
     throw new UsageError(`'${word1}' needs a subcommand: ${word1} list`);
+  }
+  if (word1 === 'webhooks') {
+    if ((WEBHOOK_COMMANDS as readonly string[]).includes(word2 ?? '')) return `webhooks ${word2 as (typeof WEBHOOK_COMMANDS)[number]}`;
+    throw new UsageError(`'webhooks' needs a subcommand: ${WEBHOOK_COMMANDS.join(', ')}`);
   }
   throw new UsageError(`unknown command '${word1}'`);
 }
@@ -331,6 +373,13 @@ const commandArgs: Record<Command, string[]> = {
   'alias rm': ['product-id', 'alias'],
   review: ['product-id', 'version'],
   events: [],
+  'webhooks ls': [],
+  'webhooks create': [],
+  'webhooks delete': ['webhook-id'],
+  'webhooks ping': ['webhook-id'],
+  'webhooks deliveries': ['webhook-id'],
+  'webhooks redeliver': ['webhook-id', 'delivery-id'],
+  'webhooks rotate': ['webhook-id'],
 };
 
 function expectArgs(args: string[], names: string[]): void {
@@ -664,4 +713,64 @@ async function review(ctx: CommandContext): Promise<number> {
   if (ctx.json) printJson(ctx, result);
   else ctx.io.stdout.write(`Version ${result.version_id}: ${result.decision} (review ${result.id}).\n`);
   return 0;
+}
+
+function webhookLine(w: Webhook): string[] {
+  return [w.id, w.active ? 'active' : 'paused', w.events.join(','), w.url];
+}
+
+function deliveryLine(d: WebhookDelivery): string[] {
+  return [d.id, d.event_type, d.status, String(d.attempts), d.last_status_code === null ? '-' : String(d.last_status_code), d.created_at, d.last_error ?? ''];
+}
+
+async function webhooks(ctx: CommandContext, command: Extract<Command, `webhooks ${string}`>): Promise<number> {
+  const v = ctx.values;
+  const space = v.space as string | undefined;
+  if (!space) throw new UsageError('--space <slug> is required');
+  const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
+  const [id, deliveryId] = ctx.args as [string, string];
+  const out = (value: unknown, text: string) => (ctx.json ? printJson(ctx, value) : ctx.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`));
+  switch (command) {
+    case 'webhooks ls': {
+      const hooks = await ctx.client.listWebhooks(space, options);
+      out(hooks, hooks.length === 0 ? 'No webhooks.' : table([['ID', 'STATE', 'EVENTS', 'URL'], ...hooks.map(webhookLine)]));
+      return 0;
+    }
+    case 'webhooks create': {
+      if (typeof v.target !== 'string') throw new UsageError('--target <url> is required');
+      const body: WebhookCreate = {
+        url: v.target,
+        events: (v.event as WebhookCreate['events'] | undefined) ?? ['*'],
+        ...(typeof v.description === 'string' ? { description: v.description } : {}),
+        ...(v.inactive === true ? { active: false } : {}),
+      };
+      const hook = await ctx.client.createWebhook(space, body, options);
+      out(hook, `Created webhook ${hook.id} (${hook.events.join(', ')} → ${hook.url})\n  secret: ${hook.secret}\n  (shown once: store it for your receiver)`);
+      return 0;
+    }
+    case 'webhooks delete':
+      await ctx.client.deleteWebhook(space, id, options);
+      out({ deleted: id }, `Deleted webhook ${id}`);
+      return 0;
+    case 'webhooks ping': {
+      const delivery = await ctx.client.pingWebhook(space, id, options);
+      out(delivery, `Queued ping delivery ${delivery.id}`);
+      return 0;
+    }
+    case 'webhooks deliveries': {
+      const list = await ctx.client.listWebhookDeliveries(space, id, { limit: positiveInt(v.limit, '--limit') ?? 50 }, options);
+      out(list, list.length === 0 ? 'No deliveries.' : table([['ID', 'EVENT', 'STATUS', 'ATTEMPTS', 'HTTP', 'CREATED', 'LAST ERROR'], ...list.map(deliveryLine)]));
+      return 0;
+    }
+    case 'webhooks redeliver': {
+      const delivery = await ctx.client.redeliverWebhookDelivery(space, id, deliveryId, options);
+      out(delivery, `Queued delivery ${delivery.id} again`);
+      return 0;
+    }
+    case 'webhooks rotate': {
+      const hook = await ctx.client.rotateWebhookSecret(space, id, options);
+      out(hook, `New secret of webhook ${hook.id}: ${hook.secret}\n  (shown once: store it for your receiver)`);
+      return 0;
+    }
+  }
 }

@@ -92,10 +92,11 @@ export async function checkedAddresses(host: string, allowPrivate: boolean, reso
   return addresses;
 }
 
-/** Every rule, with resolution: for create and PATCH. Returns the URL as given. */
+/** Every rule, with resolution unless private networks are allowed: for create and PATCH. Returns the URL as given. */
 export async function checkWebhookUrl(url: string, allowPrivate: boolean, resolver: Resolver = systemResolver): Promise<string> {
   const parsed = parseWebhookUrl(url);
-  await checkedAddresses(bareHost(parsed), allowPrivate, resolver);
+  // Where every address is allowed there is nothing to resolve for (each delivery resolves anyway).
+  if (!allowPrivate) await checkedAddresses(bareHost(parsed), allowPrivate, resolver);
   return url;
 }
 

@@ -38,6 +38,8 @@ export const MAX_RESPONSE_BYTES = 4096;
 const LEASE_NAME = 'webhook-delivery';
 const LEASE_MS = 15_000;
 const USER_AGENT = 'model-repository-webhooks/1.0';
+/** Deliveries (`d`, of webhook `w`) an attempt is due for; parameters: now, true. */
+const DUE = "d.status = 'pending' and d.next_attempt_at <= ? and (w.active = ? or d.event_type = 'ping')";
 
 export interface AttemptResult {
   ok: boolean;
@@ -197,6 +199,9 @@ export class WebhookWorker {
   /** One round: claim a batch and attempt each of it. Returns how many were claimed. */
   async runOnce(): Promise<number> {
     const em = this.em();
+    // Idle rounds only read: on SQLite every write of ours could make another process's
+    // read-then-write transaction fail at once (SQLITE_BUSY on upgrading a WAL snapshot).
+    if (!(await this.anythingDue(em))) return 0;
     if (dialectOf(this.deps.orm) === 'sqlite' && !(await this.holdLease(em))) return 0;
     const rows = await this.claim(em);
     if (rows.length === 0) return 0;
@@ -246,6 +251,14 @@ export class WebhookWorker {
     return lease?.holder === this.holder;
   }
 
+  private async anythingDue(em: Em): Promise<boolean> {
+    const rows = await em.execute<unknown[]>(
+      `select d.id from webhook_deliveries d join webhooks w on w.id = d.webhook_id where ${DUE} limit 1`,
+      [dateParam(em, new Date()), true],
+    );
+    return rows.length > 0;
+  }
+
   private async claim(em: Em): Promise<(ClaimedRow & { token: string })[]> {
     const now = new Date();
     const token = randomUUID();
@@ -254,8 +267,7 @@ export class WebhookWorker {
     const postgres = dialectOf(em) === 'postgresql';
     const rows = await em.execute<ClaimedRow[]>(
       'update webhook_deliveries set next_attempt_at = ?, claim_token = ? where id in (' +
-        'select d.id from webhook_deliveries d join webhooks w on w.id = d.webhook_id ' +
-        "where d.status = 'pending' and d.next_attempt_at <= ? and (w.active = ? or d.event_type = 'ping') " +
+        `select d.id from webhook_deliveries d join webhooks w on w.id = d.webhook_id where ${DUE} ` +
         `order by d.next_attempt_at, d.id limit ${BATCH}${postgres ? ' for update of d skip locked' : ''}) ` +
         'returning id, webhook_id, payload, attempts',
       [dateParam(em, lapse), token, dateParam(em, now), true],

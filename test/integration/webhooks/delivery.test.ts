@@ -57,7 +57,7 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
     let key: string;
     let dataDir: string;
     const extra: StartedServer[] = [];
-    const dbEnv = () => (db ? { DATABASE_URL: db.url } : {});
+    const dbEnv = (): Record<string, string> => (db ? { DATABASE_URL: db.url } : {});
 
     /** Another process over the same database (and, on SQLite, the same data dir). */
     const startProcess = async (env: Record<string, string>) => {
