@@ -10,6 +10,7 @@ import { errors } from '../errors.ts';
 import { requireProductView, requireSpaceAdmin } from '../access/index.ts';
 import { Event, EVENT_TYPES, type Caller, type EventType, type JsonObject } from '../persistence/entities.ts';
 import { dialectOf, type Em } from '../persistence/orm.ts';
+import { queueDeliveries } from './webhooks.ts';
 
 export { EVENT_TYPES, type EventType };
 
@@ -49,6 +50,9 @@ export interface RecordedEvent {
  * reader that has seen seq n never later finds a committed n-1 of the same space. Taken last, the
  * lock is the last one the transaction waits for, so it joins no lock-order cycle (model create
  * locks the space row first and then only inserts).
+ *
+ * It also queues the event's webhook deliveries (services/webhooks.ts `queueDeliveries`): they
+ * commit with the event or not at all.
  */
 export async function recordEvent(em: Em, input: EventInput): Promise<RecordedEvent> {
   if (!em.isInTransaction()) throw new Error(`recordEvent(${input.type}) needs the change's transaction`);
@@ -69,7 +73,10 @@ export async function recordEvent(em: Em, input: EventInput): Promise<RecordedEv
     data: JSON.parse(JSON.stringify(input.data)) as JsonObject,
   });
   await em.flush();
-  return { seq: row.seq, event: eventResponse(row) };
+  const event = eventResponse(row);
+  // One delivery per subscribed webhook of the space, in this same transaction (docs/architecture.md, "Webhook delivery").
+  await queueDeliveries(em, event);
+  return { seq: row.seq, event };
 }
 
 export function eventResponse(e: Event): EventResponse {

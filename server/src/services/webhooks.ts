@@ -27,7 +27,6 @@ export interface DeliverableEvent {
   id: string;
   type: string;
   space_id: string;
-  [field: string]: unknown;
 }
 
 const SECRET_PREFIX = 'whsec_';
@@ -203,7 +202,7 @@ export class WebhookService {
   async ping(em: Em, user: Caller, slug: string, webhookId: string): Promise<WebhookDeliveryResponse> {
     const { space, webhook } = await this.load(em, user, slug, webhookId);
     const now = new Date();
-    const event: DeliverableEvent = {
+    const event = {
       id: randomUUID(),
       type: 'ping',
       occurred_at: now.toISOString(),

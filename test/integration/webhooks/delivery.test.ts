@@ -15,7 +15,7 @@ const FAST = {
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
   WEBHOOK_RETRY_SECONDS: '1,1',
   WEBHOOK_POLL_INTERVAL_MS: '100',
-  WEBHOOK_TIMEOUT_MS: '1500',
+  WEBHOOK_TIMEOUT_MS: '3000',
 };
 
 interface Webhook {
@@ -192,6 +192,46 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
       expect(await settled(hook, queued.id)).toMatchObject({ status: 'succeeded', attempts: 1, last_status_code: 204 });
       expect(withId('/flaky-3', queued.id)).toHaveLength(4);
     });
+
+    it('a burst of 1,000 model creations: every model.created event is delivered exactly once, in its own signed body', async () => {
+      const hook = await createHook('/ok', server, ['model.created']);
+      const ignored = await createHook('/ok', server, ['alias.set']);
+      const count = 1000;
+      const okBefore = receiver.to('/ok').length;
+      const ids: string[] = [];
+      for (let i = 0; i < count; i += 25) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(25, count - i) }, async (_, j) => {
+            const res = await call<{ id: string }>(server, 'POST', '/catalog/spaces/default/model-repository/models', { name: `Burst model ${dialect} ${i + j}` });
+            expect(res.status).toBe(201);
+            return res.body.id;
+          }),
+        );
+        ids.push(...batch);
+      }
+      const ofHook = () => receiver.requests.filter((r) => r.path === '/ok' && JSON.parse(r.body.toString('utf8')).type === 'model.created');
+      // (A cheap condition: it runs after every request the receiver gets.)
+      await receiver.waitFor((rs) => rs.length >= okBefore + count && receiver.to('/ok').length >= okBefore + count, 120_000);
+      const all = await eventually(async () => {
+        const list = await deliveries(hook);
+        return list.length === count && list.every((d) => d.status === 'succeeded') ? list : undefined;
+      }, 60_000, 'all burst deliveries succeeded').catch(async (err: Error) => {
+        const list = await deliveries(hook);
+        const tally = list.reduce<Record<string, number>>((t, d) => ((t[`${d.status}/${d.attempts}/${d.last_error}`] = (t[`${d.status}/${d.attempts}/${d.last_error}`] ?? 0) + 1), t), {});
+        throw new Error(`${err.message}: ${list.length} deliveries, ${JSON.stringify(tally)}`);
+      });
+      expect(all.every((d) => d.attempts === 1 && d.event_type === 'model.created')).toBe(true);
+      const received = ofHook();
+      expect(received).toHaveLength(count);
+      expect(new Set(received.map((r) => r.headers['webhook-id'])).size).toBe(count);
+      const bodies = received.map((r) => JSON.parse(r.body.toString('utf8')));
+      expect(new Set(bodies.map((b) => b.subject_id))).toEqual(new Set(ids));
+      for (const r of received.slice(0, 50)) {
+        expect(r.headers['webhook-signature']).toBe(expectedSignature(hook.secret!, r.headers['webhook-id'] as string, r.headers['webhook-timestamp'] as string, r.body));
+      }
+      expect(bodies[0]).toMatchObject({ type: 'model.created', space_id: hook.space_id, product_id: bodies[0].subject_id });
+      expect(await deliveries(ignored)).toEqual([]);
+    }, 300_000);
 
     it('queued deliveries survive SIGKILL of the process that committed them; a deleted webhook gets none', async () => {
       await server.stop();
