@@ -76,7 +76,8 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
       return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T, headers: res.headers };
     }
 
-    async function createHook(path: string, on: StartedServer = server, events: string[] = ['*']): Promise<Webhook> {
+    /** By default subscribed to a type no test produces: such a webhook gets its pings and nothing else (the burst's 1,000 events go to the burst's own webhook). */
+    async function createHook(path: string, on: StartedServer = server, events: string[] = ['version.reviewed']): Promise<Webhook> {
       const res = await call<Webhook>(on, 'POST', '/catalog/spaces/default/webhooks', { url: receiver.url(path), events });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
       return res.body;
@@ -193,7 +194,7 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
       expect(withId('/flaky-3', queued.id)).toHaveLength(4);
     });
 
-    it('a burst of 1,000 model creations: every model.created event is delivered exactly once, in its own signed body', async () => {
+    it('a burst of 1,000 model creations: every model.created event is delivered, none lost, each in its own signed body', async () => {
       const hook = await createHook('/ok', server, ['model.created']);
       const ignored = await createHook('/ok', server, ['alias.set']);
       const count = 1000;
@@ -211,7 +212,7 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
       }
       const ofHook = () => receiver.requests.filter((r) => r.path === '/ok' && JSON.parse(r.body.toString('utf8')).type === 'model.created');
       // (A cheap condition: it runs after every request the receiver gets.)
-      await receiver.waitFor((rs) => rs.length >= okBefore + count && receiver.to('/ok').length >= okBefore + count, 120_000);
+      await receiver.waitFor(() => receiver.to('/ok').length >= okBefore + count, 120_000);
       const all = await eventually(async () => {
         const list = await deliveries(hook);
         return list.length === count && list.every((d) => d.status === 'succeeded') ? list : undefined;
@@ -220,10 +221,18 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
         const tally = list.reduce<Record<string, number>>((t, d) => ((t[`${d.status}/${d.attempts}/${d.last_error}`] = (t[`${d.status}/${d.attempts}/${d.last_error}`] ?? 0) + 1), t), {});
         throw new Error(`${err.message}: ${list.length} deliveries, ${JSON.stringify(tally)}`);
       });
-      expect(all.every((d) => d.attempts === 1 && d.event_type === 'model.created')).toBe(true);
+      // Nothing lost, nothing made up: one delivery per event; every attempt the receiver saw was
+      // recorded (on a busy machine an attempt may time out after the receiver got it, and is then
+      // retried under the same webhook-id: at-least-once).
+      expect(all.every((d) => d.event_type === 'model.created' && d.attempts >= 1)).toBe(true);
       const received = ofHook();
-      expect(received).toHaveLength(count);
-      expect(new Set(received.map((r) => r.headers['webhook-id'])).size).toBe(count);
+      const perId = new Map<string, number>();
+      for (const r of received) perId.set(r.headers['webhook-id'] as string, (perId.get(r.headers['webhook-id'] as string) ?? 0) + 1);
+      expect(perId.size).toBe(count);
+      for (const d of all) {
+        expect(perId.get(d.id), `delivery ${d.id}`).toBeGreaterThanOrEqual(1);
+        expect(perId.get(d.id), `delivery ${d.id}`).toBeLessThanOrEqual(d.attempts);
+      }
       const bodies = received.map((r) => JSON.parse(r.body.toString('utf8')));
       expect(new Set(bodies.map((b) => b.subject_id))).toEqual(new Set(ids));
       for (const r of received.slice(0, 50)) {
