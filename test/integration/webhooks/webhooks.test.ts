@@ -87,7 +87,7 @@ for (const target of await databaseTargets()) {
         const res = await app.request<{ code?: string; detail?: string }>(method, path, { key, body });
         const expected = outcome === 'allowed' ? ok : outcome;
         expect(`${method} ${path} → ${res.status}`).toBe(`${method} ${path} → ${expected}`);
-        if (outcome === 403) expect(res.body.detail).toBe(`You need the admin role in space '${SPACE}' (or organization owner/admin) to manage its webhooks.`);
+        if (outcome === 403) expect(res.body.detail).toBe(`You need the admin role in space '${SPACE}' (or the owner or admin role in its organization) to manage its webhooks.`);
       }
       if (outcome !== 'allowed') {
         // Nothing changed.
