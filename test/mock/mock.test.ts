@@ -36,6 +36,8 @@ const aliasList = `${API}/catalog/products/${PRODUCT}/aliases`;
 const production = `${aliasList}/production`;
 const versionByRef = (ref: string) => `${versions}/${ref}`;
 const versionReviews = `${versions}/${VERSION}/reviews`;
+const productEvents = `${API}/catalog/products/${PRODUCT}/events`;
+const spaceEvents = `${API}/catalog/spaces/ml-platform/events`;
 
 interface Request {
   method: string;
@@ -284,6 +286,28 @@ const CASES: Record<string, OperationCases> = {
   deleteModelAlias: {
     valid: [{ title: 'delete → 204', request: { method: 'DELETE', path: production, headers: AUTH }, status: 204 }],
     invalid: [noKey({ method: 'DELETE', path: production })],
+  },
+  listProductEvents: {
+    valid: [
+      { title: "a model's events with the paging headers", request: { method: 'GET', path: productEvents, headers: AUTH }, status: 200, check: expectNonEmptyArray },
+      {
+        title: 'filtered by types and since',
+        request: { method: 'GET', path: `${productEvents}?types=model.updated&types=artifact.created&since=2026-10-01T00:00:00Z&limit=20`, headers: AUTH },
+        status: 200,
+      },
+    ],
+    invalid: [
+      { title: 'unknown event type → 422', request: { method: 'GET', path: `${productEvents}?types=model.deleted`, headers: AUTH }, status: 422 },
+      { title: 'since not a date-time → 422', request: { method: 'GET', path: `${productEvents}?since=yesterday`, headers: AUTH }, status: 422 },
+      noKey({ method: 'GET', path: productEvents }),
+    ],
+  },
+  listSpaceEvents: {
+    valid: [{ title: "a space's events", request: { method: 'GET', path: spaceEvents, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [
+      { title: 'limit above 1000 → 422', request: { method: 'GET', path: `${spaceEvents}?limit=1001`, headers: AUTH }, status: 422 },
+      noKey({ method: 'GET', path: spaceEvents }),
+    ],
   },
   inspectModelArtifact: {
     valid: [{ title: 'inspect again → 200', request: { method: 'POST', path: `${artifact}/inspect`, headers: AUTH }, status: 200 }],
