@@ -57,6 +57,7 @@ export function sessionRecord(s: StandInSession, status: ArtifactUploadSession['
     received_chunks: received,
     status,
     artifact_id: null,
+    deduplicated: false,
     expires_at: new Date(Date.now() + 86_400_000).toISOString(),
     created_at: now,
     completed_at: status === 'completed' ? now : null,

@@ -112,6 +112,7 @@ export class FakeModelRepository {
       received_chunks: [],
       status: 'initialized',
       artifact_id: null,
+      deduplicated: false,
       expires_at: new Date(Date.now() + 86_400_000).toISOString(),
       created_at: new Date().toISOString(),
       completed_at: null,

@@ -25,7 +25,8 @@ const defaultIo: CliIo = {
   stderr: (t) => process.stderr.write(t),
 };
 
-type Action = (em: Em, admin: AdminServices) => Promise<Record<string, unknown>>;
+/** `env`: the configuration and logger, for commands that need more than the database. */
+type Action = (em: Em, admin: AdminServices, env: { config: Config; logger: Logger }) => Promise<Record<string, unknown>>;
 
 function parseCount(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number.');
@@ -157,6 +158,34 @@ function buildProgram(run: (action: Action) => Promise<void>, io: CliIo): Comman
       run(async (em, a) => a.adminJson.space(await a.setPromotionPolicy(em, o))),
     );
 
+  program
+    .command('dedup-storage')
+    .description(
+      'Store the bytes of each SHA-256 once: point every artifact at one copy and remove the others (safe while the server runs). Prints what was freed.',
+    )
+    .option(
+      '--grace-seconds <n>',
+      'wait this long before removing the duplicate copies (default: 300 on S3 in redirect mode, for presigned URLs already handed out; else 0)',
+      parseCount,
+    )
+    .action((o: { graceSeconds?: number }) =>
+      run(async (em, _a, { config, logger }) => {
+        const [{ dedupStorage }, { openBlobStore }, { storageOptions }] = await Promise.all([
+          import('../services/dedup-storage.ts'),
+          import('../storage/index.ts'),
+          import('../services/index.ts'),
+        ]);
+        const storage = await openBlobStore(storageOptions(config));
+        try {
+          const redirect = config.storageBackend === 's3' && config.s3?.downloadMode === 'redirect';
+          const report = await dedupStorage(em, { storage, logger }, { graceSeconds: o.graceSeconds ?? (redirect ? 300 : 0) });
+          return { ...report };
+        } finally {
+          await storage.close();
+        }
+      }),
+    );
+
   return program;
 }
 
@@ -168,7 +197,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
     const [{ openOrm }, admin] = await Promise.all([import('../persistence/orm.ts'), import('../services/admin.ts')]);
     const orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
     try {
-      const result = await action(orm.em.fork(), admin);
+      const result = await action(orm.em.fork(), admin, { config, logger });
       io.stdout(`${JSON.stringify(result)}\n`);
     } finally {
       await orm.close();

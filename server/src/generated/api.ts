@@ -490,6 +490,12 @@ export interface paths {
          *     configured size (8 MiB by default), at least 5 MiB on S3 storage, raised so that no upload needs
          *     more than 10,000 chunks. A 0-byte artifact has no chunks and can be completed at once. The
          *     session expires at `expires_at`. Needs edit access to the product.
+         *
+         *     Instant upload: bytes are stored once per SHA-256 across the installation. When `sha256` and
+         *     `total_size_bytes` match an available artifact the caller can view, the session comes back
+         *     with `deduplicated: true` and every chunk already received: complete it right away, nothing
+         *     is sent. Otherwise (different bytes, or bytes the caller may not see — nothing tells them
+         *     apart) it is an ordinary session with `deduplicated: false`.
          */
         post: operations["initiateArtifactUpload"];
         delete?: never;
@@ -1558,7 +1564,11 @@ export interface components {
             content_type: string;
             /** @description Total file size in bytes. */
             total_size_bytes: number;
-            /** @description Expected SHA-256 hex digest, checked at completion. */
+            /**
+             * @description Expected SHA-256 hex digest, checked at completion. When the server already stores bytes
+             *     with this digest and size that the caller may view, the session is `deduplicated` and
+             *     needs no chunks.
+             */
             sha256?: components["schemas"]["Sha256"];
             /** @default model_binary */
             artifact_kind?: components["schemas"]["ArtifactKind"];
@@ -1624,6 +1634,13 @@ export interface components {
              * @description The artifact created by completion; `null` until then.
              */
             artifact_id: string | null;
+            /**
+             * @description `true` when the server already stores these bytes (instant upload): the initiation gave a
+             *     `sha256` and `total_size_bytes` matching an available artifact the caller can view, so every
+             *     chunk counts as received and completing creates the artifact at once, with no byte sent
+             *     (chunks sent anyway are refused with `409`). `false` for every other session.
+             */
+            deduplicated: boolean;
             /**
              * Format: date-time
              * @description After this, chunks and completion get `410`.

@@ -391,7 +391,7 @@ export const ModelArtifact = defineEntity({
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
-  indexes: [{ properties: ['product', 'status', 'created_at'] }],
+  indexes: [{ properties: ['product', 'status', 'created_at'] }, { properties: ['sha256'] }, { properties: ['storage_key'] }],
   uniques: [
     {
       name: 'model_artifacts_one_current',
@@ -440,6 +440,11 @@ export const UploadSession = defineEntity({
       .onCreate(() => 0),
     /** A chunk inside the hashed prefix was replaced: completion hashes everything again. */
     hash_broken: p
+      .boolean()
+      .default(false)
+      .onCreate(() => false),
+    /** Instant upload: the bytes with `expected_sha256` were already stored; no chunk is sent. */
+    deduplicated: p
       .boolean()
       .default(false)
       .onCreate(() => false),
@@ -581,6 +586,44 @@ export const WorkerLease = defineEntity({
 });
 export type WorkerLease = InferEntity<typeof WorkerLease>;
 
+/**
+ * Content-addressed storage (services/content-blobs.ts): the one stored copy of each SHA-256.
+ * `storage_key` is where its bytes are (the key of the upload that stored them first);
+ * `ref_count` is the number of non-deleted artifacts whose `storage_key` it is, changed in the
+ * same transaction as those artifact rows. The row goes when its count reaches 0.
+ */
+export const ContentBlob = defineEntity({
+  name: 'ContentBlob',
+  tableName: 'content_blobs',
+  properties: {
+    sha256: p.string().length(64).primary(),
+    size_bytes: p.bigint('number'),
+    storage_key: p.string().length(LIMITS.storage_key).unique(),
+    ref_count: p.integer(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+});
+export type ContentBlob = InferEntity<typeof ContentBlob>;
+
+/**
+ * Bytes to remove from storage, queued in the transaction that made them unreferenced (a released
+ * last reference, the duplicate copy of an upload whose digest was already stored). Removed right
+ * after the commit; the sweeper retries what is left. Never removed while a blob row or a
+ * non-deleted artifact still names the key.
+ */
+export const BlobDeletion = defineEntity({
+  name: 'BlobDeletion',
+  tableName: 'blob_deletions',
+  properties: {
+    storage_key: p.string().length(LIMITS.storage_key).primary(),
+    /** Not before this time (a grace period for downloads that already hold a URL to the key). */
+    not_before: p.datetime(),
+    created_at: createdAt(),
+  },
+});
+export type BlobDeletion = InferEntity<typeof BlobDeletion>;
+
 export const ALL_ENTITIES = [
   Organization,
   Space,
@@ -601,4 +644,6 @@ export const ALL_ENTITIES = [
   Webhook,
   WebhookDelivery,
   WorkerLease,
+  ContentBlob,
+  BlobDeletion,
 ];

@@ -13,6 +13,7 @@ import type { Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 import { BlobNotFoundError, BlobTooLargeError, feed } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
+import type { ContentBlobs } from './content-blobs.ts';
 import type { InspectionService } from './inspections.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
@@ -55,6 +56,7 @@ export class ArtifactService {
   constructor(
     readonly deps: ServiceDeps,
     private readonly inspections: InspectionService,
+    private readonly blobs: ContentBlobs,
   ) {}
 
   /** `versionRef`: only the artifacts of that version (its id, number or an alias; unknown → 404). */
@@ -160,16 +162,13 @@ export class ArtifactService {
           data: { ...artifactResponse(artifact), status: 'deleted', is_current: false, updated_at: now.toISOString() },
           occurredAt: now,
         });
+        // Shared bytes stay for the other artifacts; the last reference queues them for removal.
+        await this.blobs.release(tx, artifact, now);
       }
       return n;
     });
     if (marked !== 1) throw artifactNotFound(artifactId); // deleted concurrently
-    try {
-      await this.deps.storage.delete(artifact.storage_key);
-      await em.nativeUpdate(ModelArtifact, { id: artifact.id, bytes_removed_at: null }, { bytes_removed_at: new Date() });
-    } catch (err) {
-      this.deps.logger.warn({ err, artifact_id: artifact.id }, 'could not remove the bytes of a deleted artifact; the sweeper retries');
-    }
+    await this.blobs.drain(em, [artifact.storage_key]); // failures stay queued for the sweeper
   }
 
   // ─── single-request upload ─────────────────────────────────────────────────────────────
@@ -257,8 +256,10 @@ export class ArtifactService {
     const isCurrent = fields.is_current === 'true';
     const { storage } = this.deps;
     const now = new Date();
+    let key = file.key;
     const artifact = await em.transactional(async (tx) => {
       if (isCurrent) await tx.nativeUpdate(ModelArtifact, { product: product.id, is_current: true }, { is_current: false, updated_at: now });
+      key = await this.blobs.reference(tx, file.sha256, file.size, file.key, now);
       const created = tx.create(ModelArtifact, {
         id: file.artifactId,
         product: product.id,
@@ -271,8 +272,8 @@ export class ArtifactService {
         size_bytes: file.size,
         sha256: file.sha256,
         storage_backend: storage.backend,
-        storage_key: file.key,
-        storage_uri: storage.uri(file.key),
+        storage_key: key,
+        storage_uri: storage.uri(key),
         external_uri: fields.external_uri ?? null,
         status: 'available',
         is_current: isCurrent,
@@ -293,6 +294,7 @@ export class ArtifactService {
       });
       return created;
     });
+    if (key !== file.key) await this.blobs.drain(em, [file.key]); // these bytes were stored already
     return artifactResponse(await this.inspections.afterStore(artifact));
   }
 }

@@ -13,6 +13,7 @@ import { ReviewService } from './reviews.ts';
 import { UploadService } from './uploads.ts';
 import { ArtifactService } from './artifacts.ts';
 import { InspectionService } from './inspections.ts';
+import { ContentBlobs } from './content-blobs.ts';
 import { Sweeper } from './sweeper.ts';
 import { SystemService } from './system.ts';
 import { EventService } from './events.ts';
@@ -34,6 +35,7 @@ export interface Services {
   uploads: UploadService;
   artifacts: ArtifactService;
   inspections: InspectionService;
+  blobs: ContentBlobs;
   sweeper: Sweeper;
   system: SystemService;
   events: EventService;
@@ -44,6 +46,7 @@ export interface Services {
 
 export function createServices(deps: ServiceDeps): Services {
   const inspections = new InspectionService(deps);
+  const blobs = new ContentBlobs(deps);
   const uploads = new UploadService(deps, inspections);
   return {
     models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
@@ -51,9 +54,10 @@ export function createServices(deps: ServiceDeps): Services {
     aliases: new AliasService(),
     reviews: new ReviewService(),
     uploads,
-    artifacts: new ArtifactService(deps, inspections),
+    artifacts: new ArtifactService(deps, inspections, blobs),
     inspections,
-    sweeper: new Sweeper(deps, uploads),
+    blobs,
+    sweeper: new Sweeper(deps, uploads, blobs),
     system: new SystemService(deps),
     events: new EventService(),
     webhooks: new WebhookService(deps.config),

@@ -2,8 +2,12 @@
  * Background sweep, every SWEEP_INTERVAL_SECONDS in every server process (0 = off):
  * 1. sessions past `expires_at` become `expired`;
  * 2. staged bytes of expired, aborted and failed sessions are discarded (`cleaned_at` set);
- * 3. bytes of deleted artifacts are removed from storage (`bytes_removed_at` set);
- * 4. webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS are removed.
+ * 3. bytes of deleted artifacts are removed from storage (`bytes_removed_at` set) unless other
+ *    artifacts still use them (content-addressed storage, content-blobs.ts), and so are the other
+ *    bytes queued for removal that nothing references;
+ * 4. content blob reference counts that disagree with the artifact rows (after a crash) are set
+ *    right; a blob no artifact uses is released;
+ * 5. webhook deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS are removed.
  *
  * Safe with several processes: every state change is a conditional update, and the storage calls
  * are idempotent, so two sweepers on one row cost a duplicate call, never a wrong result.
@@ -15,6 +19,7 @@
 import type { ServiceDeps } from './index.ts';
 import { ModelArtifact, UploadSession, WebhookDelivery } from '../persistence/entities.ts';
 import type { UploadService } from './uploads.ts';
+import type { ContentBlobs } from './content-blobs.ts';
 import { raw } from '@mikro-orm/core';
 
 /** Rows handled per category and sweep. */
@@ -27,6 +32,8 @@ export interface SweepReport {
   bytesRemoved: number;
   bytesFailed: number;
   deliveriesRemoved: number;
+  blobsRepaired: number;
+  blobsReleased: number;
 }
 
 export class Sweeper {
@@ -36,6 +43,7 @@ export class Sweeper {
   constructor(
     readonly deps: ServiceDeps,
     private readonly uploads: UploadService,
+    private readonly blobs: ContentBlobs,
   ) {}
 
   start(): void {
@@ -59,9 +67,9 @@ export class Sweeper {
   }
 
   private async sweep(now: Date): Promise<SweepReport> {
-    const { orm, storage, logger } = this.deps;
+    const { orm, logger } = this.deps;
     const em = orm.em.fork();
-    const report: SweepReport = { expired: 0, stagedCleaned: 0, stagedFailed: 0, bytesRemoved: 0, bytesFailed: 0, deliveriesRemoved: 0 };
+    const report: SweepReport = { expired: 0, stagedCleaned: 0, stagedFailed: 0, bytesRemoved: 0, bytesFailed: 0, blobsRepaired: 0, blobsReleased: 0, deliveriesRemoved: 0 };
 
     report.expired = await em.nativeUpdate(
       UploadSession,
@@ -85,26 +93,24 @@ export class Sweeper {
       }
     }
 
+    // Deleted artifacts whose bytes were never confirmed gone: queued like any unreferenced key
+    // (drain removes a key only when no blob row and no live artifact names it).
     const deleted = await em.find(
       ModelArtifact,
       { status: 'deleted', bytes_removed_at: null },
       { orderBy: [{ updated_at: 'asc' }, { id: 'asc' }], limit: BATCH },
     );
-    for (const artifact of deleted) {
-      try {
-        await storage.delete(artifact.storage_key);
-        await em.nativeUpdate(ModelArtifact, { id: artifact.id, bytes_removed_at: null }, { bytes_removed_at: new Date() });
-        report.bytesRemoved++;
-      } catch (err) {
-        report.bytesFailed++;
-        logger.warn({ err, artifact_id: artifact.id }, 'sweep: could not remove the bytes of a deleted artifact');
-        await em.nativeUpdate(ModelArtifact, { id: artifact.id }, { updated_at: new Date() }).catch(() => {});
-      }
-    }
+    for (const artifact of deleted) await this.blobs.enqueue(em, artifact.storage_key, now);
+    const repaired = await this.blobs.repair(em, now);
+    report.blobsRepaired = repaired.repaired;
+    report.blobsReleased = repaired.released;
+    const drained = await this.blobs.drain(em, undefined, now);
+    report.bytesRemoved = drained.removed;
+    report.bytesFailed = drained.failed;
     const retentionMs = this.deps.config.webhookDeliveryRetentionDays * 86_400_000;
     report.deliveriesRemoved = await em.nativeDelete(WebhookDelivery, { created_at: { $lt: new Date(now.getTime() - retentionMs) } });
 
-    if (report.deliveriesRemoved + report.expired + report.stagedCleaned + report.stagedFailed + report.bytesRemoved + report.bytesFailed > 0) {
+    if (Object.values(report).some((n) => n > 0)) {
       logger.info({ ...report }, 'sweep');
     }
     return report;

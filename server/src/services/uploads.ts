@@ -153,7 +153,8 @@ export class UploadService {
   }
 
   private async response(em: Em, s: UploadSession, received?: number[]): Promise<ArtifactUploadSessionResponse> {
-    const chunks = received ?? (await receivedIndexes(em, s.id));
+    // An instant upload has every chunk without a chunk row: the bytes are stored already.
+    const chunks = s.deduplicated ? [...Array(s.chunk_count).keys()] : (received ?? (await receivedIndexes(em, s.id)));
     const status = (WRITABLE as readonly string[]).includes(s.status) && isExpired(s) ? 'expired' : s.status;
     return {
       id: s.id,
@@ -170,6 +171,7 @@ export class UploadService {
       received_chunks: chunks,
       status: status as ArtifactUploadSessionResponse['status'],
       artifact_id: s.status === 'completed' ? s.artifact_id : null,
+      deduplicated: s.deduplicated,
       expires_at: s.expires_at.toISOString(),
       created_at: s.created_at.toISOString(),
       completed_at: s.completed_at ? s.completed_at.toISOString() : null,

@@ -10,6 +10,7 @@ import { Migration20261203132645 } from './Migration20261203132645.ts';
 import { Migration20261203132710 } from './Migration20261203132710.ts';
 import { Migration20261203132711 } from './Migration20261203132711.ts';
 import { Migration20261203133044 } from './Migration20261203133044.ts';
+import { Migration20261203135737 } from './Migration20261203135737.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
@@ -18,4 +19,5 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261203132710', class: Migration20261203132710 },
   { name: 'Migration20261203132711', class: Migration20261203132711 },
   { name: 'Migration20261203133044', class: Migration20261203133044 },
+  { name: 'Migration20261203135737', class: Migration20261203135737 },
 ];
