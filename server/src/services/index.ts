@@ -47,7 +47,7 @@ export interface Services {
 export function createServices(deps: ServiceDeps): Services {
   const inspections = new InspectionService(deps);
   const blobs = new ContentBlobs(deps);
-  const uploads = new UploadService(deps, inspections);
+  const uploads = new UploadService(deps, inspections, blobs);
   return {
     models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
     versions: new VersionService(deps.orm),

@@ -41,7 +41,7 @@ import type { Readable } from 'node:stream';
 import { raw, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { errors, summarizeIndexes } from '../errors.ts';
-import { requireProductEdit, requireProductEditId } from '../access/index.ts';
+import { atLeastProduct, productAccess, requireProductEdit, requireProductEditId } from '../access/index.ts';
 import {
   ModelArtifact,
   Product,
@@ -64,6 +64,7 @@ import {
 } from '../storage/index.ts';
 import type { ServiceDeps } from './index.ts';
 import type { InspectionService } from './inspections.ts';
+import type { ContentBlobs } from './content-blobs.ts';
 import { checkJsonSize } from './models.ts';
 import { artifactResponse, type ModelArtifactResponse } from './summaries.ts';
 import { productScope, recordEvent } from './events.ts';
@@ -91,6 +92,8 @@ const sessionNotFound = (id: string) => errors.notFound(`Upload session '${id}' 
 
 /** Thrown inside a completion transaction that lost the race for the session. */
 class LostRace extends Error {}
+/** An instant upload's bytes were deleted between its initiation and its completion. */
+class BytesGone extends Error {}
 
 export class UploadService {
   /** The chunks this process is receiving, and the sessions it is completing or aborting. */
@@ -108,6 +111,7 @@ export class UploadService {
   constructor(
     readonly deps: ServiceDeps,
     private readonly inspections: InspectionService,
+    private readonly blobs: ContentBlobs,
   ) {
     // Staged bytes written past the page cache are read back the same way.
     const directReads = deps.storage.capabilities.directIo;
@@ -216,8 +220,12 @@ export class UploadService {
     const artifactId = randomUUID();
     const key = artifactKey(product.id, artifactId);
     const now = new Date();
+    // Instant upload: these bytes are stored already and the caller may see them, so nothing
+    // needs sending (no staged upload either). A caller who may not see them gets an ordinary
+    // session: the answer must not tell whether such bytes exist.
+    const deduplicated = total > 0 && body.sha256 !== undefined && (await this.instantUploadAvailable(em, user, body.sha256.toLowerCase(), total));
     const [staged, initialState] = await Promise.all([
-      storage.beginStaged(key, { totalSize: total, contentType: body.content_type }),
+      deduplicated ? { key, uploadId: null } : storage.beginStaged(key, { totalSize: total, contentType: body.content_type }),
       ResumableSha256.initialState(),
     ]);
     try {
@@ -229,7 +237,7 @@ export class UploadService {
         total_size_bytes: total,
         chunk_size_bytes: chunkSize,
         chunk_count: chunkCount,
-        expected_sha256: body.sha256 ?? null,
+        expected_sha256: body.sha256?.toLowerCase() ?? null,
         artifact_kind: body.artifact_kind ?? 'model_binary',
         version_label: body.version_label ?? null,
         product_version_id: body.product_version_id?.toLowerCase() ?? null,
@@ -237,8 +245,9 @@ export class UploadService {
         is_current: body.is_current ?? false,
         external_uri: body.external_uri ?? null,
         metadata: body.metadata ?? null,
-        status: 'initialized',
-        received_bytes: 0,
+        status: deduplicated ? 'uploading' : 'initialized',
+        received_bytes: deduplicated ? total : 0,
+        deduplicated,
         storage_backend: storage.backend,
         staging_key: key,
         storage_upload_id: staged.uploadId,
@@ -251,9 +260,22 @@ export class UploadService {
       await em.flush();
       return await this.response(em, session, []);
     } catch (err) {
-      await storage.abortStaged(staged).catch(() => {});
+      if (!deduplicated) await storage.abortStaged(staged).catch(() => {});
       throw err;
     }
+  }
+
+  /** Whether bytes with this digest and size are stored and the caller can view an available artifact that has them. */
+  private async instantUploadAvailable(em: Em, user: Caller, sha256: string, size: number): Promise<boolean> {
+    if (!(await this.blobs.stored(em, sha256, size))) return false;
+    const copies = await em.find(ModelArtifact, { sha256, size_bytes: size, status: 'available' }, { populate: ['product'], limit: 100 });
+    const seen = new Set<string>();
+    for (const copy of copies) {
+      if (seen.has(copy.product.id)) continue;
+      seen.add(copy.product.id);
+      if (atLeastProduct(await productAccess(em, user, copy.product), 'view')) return true;
+    }
+    return false;
   }
 
   // ─── chunks ────────────────────────────────────────────────────────────────────────────
@@ -274,6 +296,9 @@ export class UploadService {
   ): Promise<ArtifactUploadSessionResponse> {
     const { session, chunkReceived } = await this.load(em, user, productId, uploadId, index);
     await this.assertWritable(em, session);
+    if (session.deduplicated) {
+      throw errors.uploadNotWritable(`Upload session ${session.id} already has all its bytes (the server stores them): complete it, no chunk is needed.`);
+    }
     if (!Number.isSafeInteger(index) || index < 0 || index >= session.chunk_count) {
       throw errors.chunkIndexOutOfRange(
         session.chunk_count === 0
@@ -422,6 +447,7 @@ export class UploadService {
     const existing = await this.completedArtifact(em, loaded.session);
     if (existing) return { artifact: existing, created: false };
     await this.assertWritable(em, loaded.session);
+    if (loaded.session.deduplicated) return this.commitDeduplicated(em, user, loaded.session, body ?? {});
     const missing = await this.missingChunks(em, loaded.session);
     if (missing.length > 0) throw errors.uploadIncomplete(missing);
 
@@ -511,52 +537,18 @@ export class UploadService {
       );
     }
 
-    // 3. The rows, in one transaction; exactly one completion wins.
+    // 3. The rows, in one transaction; exactly one completion wins. Bytes stored already under
+    //    another key (same SHA-256) are used instead, and this upload's copy is queued for removal.
     const isCurrent = body.is_current ?? session.is_current;
     const now = new Date();
+    let blobKey = key;
     try {
       const artifact = await em.transactional(async (tx) => {
-        const won = await tx.nativeUpdate(
-          UploadSession,
-          { id: session.id, status: { $in: [...WRITABLE] } },
-          { status: 'completed', completed_at: now, cleaned_at: now, updated_at: now, row_version: raw('row_version + 1') },
-        );
-        if (won !== 1) throw new LostRace();
-        if (isCurrent) {
-          await tx.nativeUpdate(ModelArtifact, { product: session.product.id, is_current: true }, { is_current: false, updated_at: now });
-        }
-        const created = tx.create(ModelArtifact, {
-          id: session.artifact_id,
-          product: session.product.id,
-          product_version: session.product_version_id ?? null,
-          training_run_id: session.training_run_id ?? null,
-          artifact_kind: session.artifact_kind,
-          version_label: session.version_label ?? null,
-          file_name: session.file_name,
-          content_type: session.content_type,
-          size_bytes: session.total_size_bytes,
-          sha256,
-          storage_backend: storage.backend,
-          storage_key: key,
-          storage_uri: storage.uri(key),
-          external_uri: session.external_uri ?? null,
-          status: 'available',
-          is_current: isCurrent,
-          metadata: session.metadata ?? null,
-          uploaded_by: user.id,
-          uploaded_at: now,
-        });
-        await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
-        await recordEvent(tx, {
-          type: 'artifact.created',
-          actorId: user.id,
-          ...(await productScope(tx, session.product.id)),
-          subjectId: created.id,
-          data: artifactResponse(created),
-          occurredAt: created.created_at,
-        });
-        return created;
+        await this.claim(tx, session, now);
+        blobKey = await this.blobs.reference(tx, sha256, session.total_size_bytes, key, now);
+        return this.insertArtifact(tx, user, session, { sha256, key: blobKey, isCurrent, now });
       });
+      if (blobKey !== key) await this.blobs.drain(em, [key]);
       return { artifact: artifactResponse(await this.inspections.afterStore(artifact)), created: true };
     } catch (err) {
       if (!(err instanceof LostRace)) throw err;
@@ -569,6 +561,102 @@ export class UploadService {
       await this.assertWritable(em, after);
       throw errors.uploadNotWritable(`Upload session ${session.id} changed during completion; retry.`);
     }
+  }
+
+  /**
+   * Completes an instant upload: the artifact references the bytes already stored with the
+   * session's digest. They may have been deleted since the initiation: then the session fails
+   * and the client starts an ordinary upload.
+   */
+  private async commitDeduplicated(
+    em: Em,
+    user: Caller,
+    session: UploadSession,
+    body: ArtifactUploadComplete,
+  ): Promise<{ artifact: ModelArtifactResponse; created: boolean }> {
+    const sha256 = session.expected_sha256!;
+    if (body.sha256 !== undefined && body.sha256.toLowerCase() !== sha256) {
+      await this.fail(em, session, `checksum mismatch: the session is for ${sha256}, completion expected ${body.sha256.toLowerCase()}`, true);
+      throw errors.checksumMismatch(`This upload session is for bytes with SHA-256 ${sha256}, not ${body.sha256.toLowerCase()}; the upload failed.`);
+    }
+    const isCurrent = body.is_current ?? session.is_current;
+    const now = new Date();
+    try {
+      const artifact = await em.transactional(async (tx) => {
+        await this.claim(tx, session, now);
+        const key = await this.blobs.referenceExisting(tx, sha256, session.total_size_bytes, now);
+        if (key === null) throw new BytesGone();
+        return this.insertArtifact(tx, user, session, { sha256, key, isCurrent, now });
+      });
+      return { artifact: artifactResponse(await this.inspections.afterStore(artifact)), created: true };
+    } catch (err) {
+      if (err instanceof BytesGone) {
+        await this.fail(em, session, 'the stored bytes it referred to were deleted before completion', true);
+        throw errors.uploadNotWritable(`The stored bytes upload session ${session.id} referred to were deleted meanwhile; start a new upload and send them.`);
+      }
+      if (!(err instanceof LostRace)) throw err;
+      const after = (await this.reload(em, session.id))!;
+      const theirs = await this.completedArtifact(em, after);
+      if (theirs) return { artifact: theirs, created: false };
+      if (after.status === 'aborted') throw sessionNotFound(session.id);
+      await this.assertWritable(em, after);
+      throw errors.uploadNotWritable(`Upload session ${session.id} changed during completion; retry.`);
+    }
+  }
+
+  /** In the completing transaction: the session becomes `completed`, unless another completion won. */
+  private async claim(tx: Em, session: UploadSession, now: Date): Promise<void> {
+    const won = await tx.nativeUpdate(
+      UploadSession,
+      { id: session.id, status: { $in: [...WRITABLE] } },
+      { status: 'completed', completed_at: now, cleaned_at: now, updated_at: now, row_version: raw('row_version + 1') },
+    );
+    if (won !== 1) throw new LostRace();
+  }
+
+  /** In the completing transaction: the artifact row, the current flag, the product's timestamp and the event. */
+  private async insertArtifact(
+    tx: Em,
+    user: Caller,
+    session: UploadSession,
+    a: { sha256: string; key: string; isCurrent: boolean; now: Date },
+  ): Promise<ModelArtifact> {
+    const { storage } = this.deps;
+    const { now } = a;
+    if (a.isCurrent) {
+      await tx.nativeUpdate(ModelArtifact, { product: session.product.id, is_current: true }, { is_current: false, updated_at: now });
+    }
+    const created = tx.create(ModelArtifact, {
+      id: session.artifact_id,
+      product: session.product.id,
+      product_version: session.product_version_id ?? null,
+      training_run_id: session.training_run_id ?? null,
+      artifact_kind: session.artifact_kind,
+      version_label: session.version_label ?? null,
+      file_name: session.file_name,
+      content_type: session.content_type,
+      size_bytes: session.total_size_bytes,
+      sha256: a.sha256,
+      storage_backend: storage.backend,
+      storage_key: a.key,
+      storage_uri: storage.uri(a.key),
+      external_uri: session.external_uri ?? null,
+      status: 'available',
+      is_current: a.isCurrent,
+      metadata: session.metadata ?? null,
+      uploaded_by: user.id,
+      uploaded_at: now,
+    });
+    await tx.nativeUpdate(Product, { id: session.product.id }, { updated_at: now });
+    await recordEvent(tx, {
+      type: 'artifact.created',
+      actorId: user.id,
+      ...(await productScope(tx, session.product.id)),
+      subjectId: created.id,
+      data: artifactResponse(created),
+      occurredAt: created.created_at,
+    });
+    return created;
   }
 
   /**
