@@ -30,7 +30,7 @@ export {
   type ModelScope,
   type Page,
 } from './pagination.js';
-export { chunkRanges, type ChunkRange, type UploadArtifactOptions, type UploadProgress } from './upload.js';
+export { chunkRanges, INSTANT_UPLOAD_MIN_BYTES, type ChunkRange, type UploadArtifactOptions, type UploadProgress } from './upload.js';
 export type { DownloadArtifactOptions, DownloadProgress } from './download.js';
 export type { UploadSource } from './source.js';
 export { defaultRetryOptions, isRetryable, retryDelay, type RetryInfo, type RetryOptions } from './retry.js';

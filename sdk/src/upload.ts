@@ -31,6 +31,13 @@ export type UploadArtifactOptions = Partial<Omit<ArtifactUploadCreate, 'total_si
   onSession?: (session: ArtifactUploadSession) => void;
   /** Send each chunk's `Content-Digest` so the server rejects corrupted chunks (default true). */
   chunkDigests?: boolean;
+  /**
+   * Instant upload (default true): when the server already stores these bytes and the caller can
+   * view them, it says so at initiation and nothing is sent. Needs the SHA-256 up front: give
+   * `sha256`, or the SDK computes it first for a file path or bytes of at least
+   * `INSTANT_UPLOAD_MIN_BYTES` (one extra read of the file; a `Blob` is not read twice).
+   */
+  instantUpload?: boolean;
   retry?: RetryOptions;
 };
 
@@ -71,6 +78,7 @@ export async function uploadArtifact(
     resume,
     onSession,
     chunkDigests = true,
+    instantUpload = true,
     retry: retryOverrides,
     ...fields
   } = options;
@@ -80,6 +88,9 @@ export async function uploadArtifact(
 
   const reader = await openSource(source);
   try {
+    // Hash first, so the server can be asked whether it has these bytes already.
+    const hashable = typeof source === 'string' ? reader.size >= INSTANT_UPLOAD_MIN_BYTES : source instanceof Uint8Array && reader.size > 0;
+    if (!resume && instantUpload && fields.sha256 === undefined && hashable) fields.sha256 = await hashSource(reader, signal);
     const session = resume
       ? await resumeSession(ctx, productId, resume, reader.size, retry, signal)
       : await initiateSession(ctx, productId, reader, fields, retry, signal);
@@ -95,13 +106,17 @@ export async function uploadArtifact(
     }
     const received = new Set(session.status === 'completed' ? ranges.map((r) => r.index) : session.received_chunks);
 
-    const sha256 = await sendChunks(ctx, productId, session.id, reader, ranges, received, {
-      concurrency,
-      chunkDigests,
-      retry,
-      signal,
-      onProgress,
-    });
+    // The server has these bytes: no chunk to send, and the digest is the one it matched.
+    const sha256 =
+      session.deduplicated && session.expected_sha256 !== null
+        ? (onProgress?.({ uploadedBytes: reader.size, totalBytes: reader.size }), session.expected_sha256)
+        : await sendChunks(ctx, productId, session.id, reader, ranges, received, {
+            concurrency,
+            chunkDigests,
+            retry,
+            signal,
+            onProgress,
+          });
 
     const completion = { sha256, ...(fields.is_current === undefined ? {} : { is_current: fields.is_current }) };
     const artifact = dataOf(
@@ -128,6 +143,21 @@ export async function uploadArtifact(
   } finally {
     await reader.close();
   }
+}
+
+/** Files this large are hashed before the upload starts, to ask for an instant upload. */
+export const INSTANT_UPLOAD_MIN_BYTES = 8 * 1024 * 1024;
+
+/** SHA-256 (hex) of the whole source, read in 8 MiB pieces into one reused buffer. */
+async function hashSource(reader: ChunkReader, signal: AbortSignal | undefined): Promise<string> {
+  const hash = await createSha256();
+  const piece = 8 * 1024 * 1024;
+  const buffer = reader.readsInPlace ? new Uint8Array(Math.min(piece, Math.max(reader.size, 1))) : undefined;
+  for (let start = 0; start < reader.size; start += piece) {
+    signal?.throwIfAborted();
+    hash.update(await reader.read(start, Math.min(start + piece, reader.size), buffer));
+  }
+  return toHex(hash.digest());
 }
 
 async function initiateSession(

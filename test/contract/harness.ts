@@ -270,6 +270,8 @@ export interface TargetUsers {
   reviewer: string;
   /** A space of organization `default` whose promotion policy is `risk_based` (`reviewer` is its admin too). */
   gatedSpace: string;
+  /** The outsider's own space (they own its organization). */
+  outsiderSpace: string;
 }
 
 export interface StorageFaults {
@@ -417,6 +419,7 @@ export async function startMockTarget(): Promise<Target> {
       editor: 'mock-editor-key-0123456789abcdef0123456789abcdef0',
       reviewer: 'mock-reviewer-key-0123456789abcdef0123456789abcd',
       gatedSpace: 'gated',
+      outsiderSpace: 'outside',
     }),
     faults: null,
     stop: () => prism.stop(),
@@ -460,7 +463,7 @@ async function makeUsers(env: Record<string, string>, tag: string): Promise<Targ
   await admin(env, ['add-member', '--email', `admin-${tag}@contract.test`, '--space', gatedSpace, '--role', 'admin']);
   const policy = await admin(env, ['set-promotion-policy', '--space', gatedSpace, '--policy', 'risk_based']);
   if (policy.promotion_policy !== 'risk_based') throw new Error(`set-promotion-policy answered ${JSON.stringify(policy)}`);
-  return { viewer: viewerKey, outsider: outsider.api_key as string, restrictedSpace, editor, reviewer, gatedSpace };
+  return { viewer: viewerKey, outsider: outsider.api_key as string, restrictedSpace, editor, reviewer, gatedSpace, outsiderSpace: `outside-${tag}` };
 }
 
 /**

@@ -746,6 +746,38 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'instant upload: bytes the server stores are not sent again; a caller who cannot see them gets an ordinary session',
+    on: SERVERS,
+    covers: { initiateArtifactUpload: [201], completeArtifactUpload: [201], uploadArtifactChunk: [409], getArtifactUpload: [200] },
+    async run(t) {
+      const c = t.client();
+      const source = await c.createModel(t.space, newModel(t));
+      const bytes = sampleBytes(uploadSize(t), 1515);
+      const stored = await c.uploadArtifact(source.id, bytes, { file_name: 'base.safetensors', instantUpload: false });
+
+      const model = await c.createModel(t.space, newModel(t));
+      const session = await initiate(c, model.id, { total_size_bytes: bytes.length, sha256: sha256Hex(bytes) });
+      expect(session).toMatchObject({ deduplicated: true, received_bytes: bytes.length, received_chunks: [...Array(session.chunk_count).keys()] });
+      await expectError(putChunk(c, model.id, session.id, 0, bytes.subarray(0, session.chunk_size_bytes)), 409, 'upload_not_writable');
+      const { artifact } = await complete(c, model.id, session.id);
+      expect(artifact).toMatchObject({ sha256: stored.sha256, size_bytes: bytes.length, status: 'available' });
+      expect((await c.getUpload(model.id, session.id)).deduplicated).toBe(true);
+
+      // Through the SDK: the digest is computed first and no chunk goes out.
+      const before = t.log.of(t.log.scenario).filter((r) => r.operationId === 'uploadArtifactChunk').length;
+      const again = await c.uploadArtifact(model.id, bytes, { file_name: 'copy.safetensors' });
+      expect(again.sha256).toBe(stored.sha256);
+      expect(t.log.of(t.log.scenario).filter((r) => r.operationId === 'uploadArtifactChunk')).toHaveLength(before);
+
+      // Another organization's user, uploading into a model of their own space, is told nothing.
+      const users = await t.users();
+      const outsider = t.client({ apiKey: users.outsider });
+      const own = await outsider.createModel(users.outsiderSpace, newModel(t));
+      const blind = await initiate(outsider, own.id, { total_size_bytes: bytes.length, sha256: sha256Hex(bytes) });
+      expect(blind).toMatchObject({ deduplicated: false, received_chunks: [], status: 'initialized' });
+    },
+  },
+  {
     name: 'downloads: bytes missing from storage → 404 "Artifact file not found"',
     on: SERVERS,
     covers: { downloadModelArtifact: [404], headModelArtifact: [404] },

@@ -3,6 +3,7 @@
 // faults. It checks what the real server checks about chunks (length, Content-Digest, completeness).
 import { createHash, randomUUID } from 'node:crypto';
 import type { components } from '../../src/generated/api.ts';
+import { chunkRanges } from '../../src/upload.ts';
 
 type Session = components['schemas']['ArtifactUploadSession'];
 type Artifact = components['schemas']['ModelArtifact'];
@@ -188,10 +189,19 @@ export class FakeModelRepository {
       return json(200, [...this.artifacts.values()].map((a) => a.record).filter((a) => a.product_id === productId).reverse());
     }
     if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts\/uploads$/.exec(path)) && request.method === 'POST') {
-      const input = JSON.parse(new TextDecoder().decode(body)) as { total_size_bytes: number; file_name: string; content_type: string };
+      const input = JSON.parse(new TextDecoder().decode(body)) as { total_size_bytes: number; file_name: string; content_type: string; sha256?: string };
       const session = this.createSession(m[1]!, input.total_size_bytes);
       session.file_name = input.file_name;
       session.content_type = input.content_type;
+      session.expected_sha256 = input.sha256 ?? null;
+      // Instant upload: bytes with this digest and size are stored already.
+      const same = [...this.artifacts.values()].find((a) => a.record.sha256 === input.sha256 && a.record.size_bytes === input.total_size_bytes);
+      if (same && input.total_size_bytes > 0) {
+        const stored = this.sessions.get(session.id)!;
+        chunkRanges(input.total_size_bytes, session.chunk_size_bytes).forEach((r) => stored.chunks.set(r.index, same.bytes.subarray(r.start, r.end)));
+        this.refresh(stored);
+        session.deduplicated = true;
+      }
       return json(201, session);
     }
     if ((m = /^\/catalog\/products\/([^/]+)\/model-artifacts\/uploads\/([^/]+)$/.exec(path))) {

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { chunkRanges, createModelRepositoryClient, type UploadProgress } from '../../src/index.ts';
+import { chunkRanges, createModelRepositoryClient, INSTANT_UPLOAD_MIN_BYTES, type UploadProgress } from '../../src/index.ts';
 import { API_KEY, API_ORIGIN, FakeModelRepository, randomBytes, recordingSleep, sha256Hex } from '../support/fake-server.ts';
 
 const productId = '3f6d2a8e-1b7c-4e59-9a0d-5c2b8e4f7a10';
@@ -94,6 +94,7 @@ describe('uploadArtifact', () => {
       file_name: 'tok.json',
       content_type: 'application/json',
       total_size_bytes: 9,
+      sha256: sha256Hex(bytes), // bytes in memory are hashed first: the server may have them
       version_label: 'v2',
       is_current: true,
       metadata: { format: 'json' },
@@ -107,6 +108,38 @@ describe('uploadArtifact', () => {
     const artifact = [...fake.artifacts.values()][0]!.record;
     expect(artifact.is_current).toBe(true);
     expect(artifact.sha256).toBe(sha256Hex(bytes));
+  });
+
+  it('instant upload: when the server has the bytes it sends no chunk, and completes with their digest', async () => {
+    const { fake, client } = setup(4);
+    const bytes = randomBytes(10);
+    const stored = fake.addArtifact(productId, bytes, 'base.bin');
+    const progress: number[] = [];
+    const artifact = await client.uploadArtifact(productId, bytes, { file_name: 'copy.bin', onProgress: (p) => progress.push(p.uploadedBytes) });
+    expect(fake.requestsTo('PUT', /\/chunks\//)).toHaveLength(0);
+    expect(fake.requestsTo('POST', /\/uploads$/)[0]!.json).toMatchObject({ sha256: sha256Hex(bytes), total_size_bytes: 10 });
+    expect(fake.requestsTo('POST', /\/complete$/)[0]!.json).toEqual({ sha256: sha256Hex(bytes) });
+    expect(artifact).toMatchObject({ sha256: stored.sha256, size_bytes: 10, file_name: 'copy.bin' });
+    expect(progress.at(-1)).toBe(10);
+  });
+
+  it('instant upload: a large file path is hashed first; instantUpload: false sends it regardless', async () => {
+    const { fake, client } = setup(4 * 1024 * 1024);
+    const bytes = randomBytes(INSTANT_UPLOAD_MIN_BYTES + 3);
+    fake.addArtifact(productId, bytes, 'big.bin');
+    const dir = await mkdtemp(join(tmpdir(), 'sdk-instant-'));
+    try {
+      const file = join(dir, 'big.bin');
+      await writeFile(file, bytes);
+      await client.uploadArtifact(productId, file);
+      expect(fake.requestsTo('PUT', /\/chunks\//)).toHaveLength(0);
+      const sent = await client.uploadArtifact(productId, file, { instantUpload: false });
+      expect(fake.requestsTo('PUT', /\/chunks\//)).toHaveLength(3);
+      expect(sent.sha256).toBe(sha256Hex(bytes));
+      expect(fake.requestsTo('POST', /\/uploads$/)[1]!.json).not.toHaveProperty('sha256');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads a file path chunk by chunk and takes its name from the path', async () => {

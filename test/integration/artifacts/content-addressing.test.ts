@@ -224,7 +224,7 @@ for (const factory of await storageTargets()) {
 
       const out: string[] = [];
       const err: string[] = [];
-      const env = { ...target.env(app.config.dataDir), DATA_DIR: app.config.dataDir, LOG_LEVEL: 'silent' };
+      const env: Record<string, string> = { ...target.env(app.config.dataDir), DATA_DIR: app.config.dataDir, LOG_LEVEL: 'silent' };
       // The AWS SDK reads its credentials from the process environment.
       const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
       if (env.AWS_ACCESS_KEY_ID) Object.assign(process.env, { AWS_ACCESS_KEY_ID: env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: env.AWS_SECRET_ACCESS_KEY });
@@ -259,7 +259,8 @@ for (const factory of await storageTargets()) {
       const servers: StartedServer[] = [];
       try {
         // The second process shares the first one's database and storage.
-        const env = target.backend === 'fs' ? { STORAGE_DIR: app.config.storageDir, DATABASE_URL: `sqlite:${app.config.dataDir}/model-repository.db` } : {};
+        const env: Record<string, string> =
+          target.backend === 'fs' ? { STORAGE_DIR: app.config.storageDir, DATABASE_URL: `sqlite:${app.config.dataDir}/model-repository.db` } : {};
         for (let i = 0; i < 2; i++) servers.push(await startArtifactServer(target, dir, env));
         const [one, two] = servers.map((s) => new ArtifactClient(s.baseUrl, app.owner.key));
         const p1 = await app.client.createModel('Race 1');
