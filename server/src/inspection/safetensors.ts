@@ -17,8 +17,9 @@ const DTYPE_BYTES: Record<string, number> = {
 /** safetensors headers are a few levels deep; deeper JSON is a parser attack, not a model. */
 const MAX_DEPTH = 16;
 
+/** The header starts `{"` (or is `{}`): one random file in 65,536 looks like that, not one in 256. */
 export function looksLikeSafetensors(head: Buffer): boolean {
-  if (head.length < 9 || head[8] !== 0x7b /* { */) return false;
+  if (head.length < 10 || head[8] !== 0x7b /* { */ || (head[9] !== 0x22 /* " */ && head[9] !== 0x7d) /* } */) return false;
   return head.readBigUInt64LE(0) >= 2n;
 }
 

@@ -131,7 +131,9 @@ export class InspectionService {
 function columns(result: Inspection | null) {
   return {
     inspection: result as ModelArtifact['inspection'],
-    inspected_format: result?.format ?? null,
+    // Only a header that was read completely says what the file is (bytes that merely start like
+    // a format, with an error after that, leave the summary to metadata and the file name).
+    inspected_format: result && result.error === null ? result.format : null,
     parameter_count: result?.parameter_count ?? null,
   };
 }
