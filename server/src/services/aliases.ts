@@ -28,7 +28,7 @@ import {
   type Caller,
   type Product,
 } from '../persistence/entities.ts';
-import type { Em } from '../persistence/orm.ts';
+import { dialectOf, type Em } from '../persistence/orm.ts';
 import { isUuid } from '../persistence/queries.ts';
 import { recordEvent } from './events.ts';
 import { checkPromotion } from './promotion.ts';
@@ -44,6 +44,9 @@ export interface AliasResult {
 
 /** How often a change that lost a race to another writer is tried again (without If-Match). */
 const MAX_ATTEMPTS = 50;
+
+/** A write that changes nothing: the statement takes SQLite's write lock all the same. */
+const TAKE_WRITE_LOCK = 'update product_aliases set id = id where 1 = 0';
 
 /** Lost a compare-and-set: somebody changed the alias between our read and our write. */
 class LostRace extends Error {}
@@ -232,6 +235,9 @@ export class AliasService {
     for (let attempt = 1; ; attempt++) {
       try {
         return await em.fork().transactional(async (tx) => {
+          // SQLite: take the write lock first, waiting for it (busy_timeout). A transaction that
+          // read first cannot wait for it once another process committed meanwhile.
+          if (dialectOf(tx) === 'sqlite') await tx.execute(TAKE_WRITE_LOCK);
           const current = await tx.findOne(ProductAlias, { product: product.id, name });
           if (ifMatch !== undefined && !ifMatchHolds(ifMatch, current)) throw preconditionFailed(name, ifMatch, current);
           return apply(tx, current);
