@@ -38,6 +38,9 @@ const versionByRef = (ref: string) => `${versions}/${ref}`;
 const versionReviews = `${versions}/${VERSION}/reviews`;
 const productEvents = `${API}/catalog/products/${PRODUCT}/events`;
 const spaceEvents = `${API}/catalog/spaces/ml-platform/events`;
+const webhooks = `${API}/catalog/spaces/ml-platform/webhooks`;
+const webhook = `${webhooks}/0d4c8a2e-7f1b-4c3d-9e6a-5b2f1c8d7e90`;
+const redeliver = `${webhook}/deliveries/6e2b9f41-3c8d-4a7e-b510-9d4f2a6c1e38/redeliver`;
 
 interface Request {
   method: string;
@@ -496,6 +499,60 @@ const CASES: Record<string, OperationCases> = {
   getReadiness: {
     valid: [{ title: 'no key needed', request: { method: 'GET', path: '/readyz' }, status: 200, check: (r) => expect(r.body).toMatchObject({ status: 'ok' }) }],
     invalid: [],
+  },
+  listWebhooks: {
+    valid: [{ title: 'the webhooks', request: { method: 'GET', path: webhooks, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [noKey({ method: 'GET', path: webhooks })],
+  },
+  createWebhook: {
+    valid: [
+      {
+        title: 'a webhook with its secret',
+        request: { method: 'POST', path: webhooks, headers: JSON_HEADERS, body: json({ url: 'https://ci.example.com/hooks', events: ['alias.set'] }) },
+        status: 201,
+        check: (r) => expect((r.body as { secret: string }).secret).toMatch(/^whsec_/),
+      },
+    ],
+    invalid: [
+      { title: 'no events → 422', request: { method: 'POST', path: webhooks, headers: JSON_HEADERS, body: json({ url: 'https://ci.example.com/hooks', events: [] }) }, status: 422 },
+      { title: 'unknown event type → 422', request: { method: 'POST', path: webhooks, headers: JSON_HEADERS, body: json({ url: 'https://ci.example.com/hooks', events: ['model.exploded'] }) }, status: 422 },
+      { title: 'text/plain body → 415', request: { method: 'POST', path: webhooks, headers: { ...AUTH, 'content-type': 'text/plain' }, body: () => 'x' }, status: 415 },
+      noKey({ method: 'POST', path: webhooks, headers: { 'content-type': 'application/json' }, body: json({ url: 'https://ci.example.com/hooks', events: ['*'] }) }),
+    ],
+  },
+  getWebhook: {
+    valid: [{ title: 'the webhook, no secret', request: { method: 'GET', path: webhook, headers: AUTH }, status: 200, check: (r) => expect((r.body as { secret: null }).secret).toBeNull() }],
+    invalid: [noKey({ method: 'GET', path: webhook })],
+  },
+  updateWebhook: {
+    valid: [{ title: 'pause', request: { method: 'PATCH', path: webhook, headers: JSON_HEADERS, body: json({ active: false }) }, status: 200 }],
+    invalid: [
+      { title: 'empty body → 422', request: { method: 'PATCH', path: webhook, headers: JSON_HEADERS, body: json({}) }, status: 422 },
+      { title: 'the secret is not writable → 422', request: { method: 'PATCH', path: webhook, headers: JSON_HEADERS, body: json({ secret: 'whsec_x' }) }, status: 422 },
+    ],
+  },
+  deleteWebhook: {
+    valid: [{ title: 'deleted', request: { method: 'DELETE', path: webhook, headers: AUTH }, status: 204 }],
+    invalid: [noKey({ method: 'DELETE', path: webhook })],
+  },
+  rotateWebhookSecret: {
+    valid: [{ title: 'a new secret', request: { method: 'POST', path: `${webhook}/rotate-secret`, headers: AUTH }, status: 200 }],
+    invalid: [noKey({ method: 'POST', path: `${webhook}/rotate-secret` })],
+  },
+  pingWebhook: {
+    valid: [{ title: 'a queued ping', request: { method: 'POST', path: `${webhook}/ping`, headers: AUTH }, status: 202 }],
+    invalid: [noKey({ method: 'POST', path: `${webhook}/ping` })],
+  },
+  listWebhookDeliveries: {
+    valid: [{ title: 'the deliveries', request: { method: 'GET', path: `${webhook}/deliveries`, headers: AUTH }, status: 200, check: expectNonEmptyArray }],
+    invalid: [
+      { title: 'limit 0 → 422', request: { method: 'GET', path: `${webhook}/deliveries?limit=0`, headers: AUTH }, status: 422 },
+      noKey({ method: 'GET', path: `${webhook}/deliveries` }),
+    ],
+  },
+  redeliverWebhookDelivery: {
+    valid: [{ title: 'queued again', request: { method: 'POST', path: redeliver, headers: AUTH }, status: 202 }],
+    invalid: [noKey({ method: 'POST', path: redeliver })],
   },
 };
 
