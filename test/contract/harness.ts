@@ -20,6 +20,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -279,6 +280,14 @@ export interface StorageFaults {
   breakStorage(): Promise<() => Promise<void>>;
   /** Removes an artifact's bytes behind the server's back (its `storage_uri`). */
   removeBytes(storageUri: string): Promise<void>;
+  /** Whether an artifact's bytes are in storage (its `storage_uri`), looked at behind the server's back. */
+  bytesExist(storageUri: string): Promise<boolean>;
+}
+
+/** The key of a filesystem storage_uri (`fs://<key>`, segments percent-encoded). */
+function fsKeyOf(storageUri: string): string {
+  if (!storageUri.startsWith('fs://')) throw new Error(`not a filesystem storage_uri: ${storageUri}`);
+  return storageUri.slice('fs://'.length).split('/').map(decodeURIComponent).join(path.sep);
 }
 
 export interface Target {
@@ -545,6 +554,11 @@ export async function startServerTarget(name: 'sqlite' | 'postgres', database?: 
               if (file.startsWith(`${base}._S3rver_`)) await rm(path.join(dir, file), { force: true });
             }
           },
+          async bytesExist(storageUri) {
+            const key = decodeURIComponent(new URL(storageUri).pathname.replace(/^\//, ''));
+            const dir = path.join(s3.directory, s3.bucket, path.dirname(key));
+            return (await readdir(dir).catch(() => [] as string[])).some((file) => file.startsWith(`${path.basename(key)}._S3rver_`));
+          },
         }
       : {
           async breakStorage() {
@@ -563,7 +577,10 @@ export async function startServerTarget(name: 'sqlite' | 'postgres', database?: 
             };
           },
           async removeBytes(storageUri) {
-            await rm(fileURLToPath(storageUri));
+            await rm(path.join(storageDir, fsKeyOf(storageUri)));
+          },
+          async bytesExist(storageUri) {
+            return existsSync(path.join(storageDir, fsKeyOf(storageUri)));
           },
         };
 

@@ -12,8 +12,6 @@
  * declaration after each run; the coverage checks count what was actually recorded.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { ArtifactUploadSession, ModelCreate, ModelRepositoryClient } from '../../sdk/src/index.ts';
 import { SERVER_SETTINGS, type OperationId, type Target, type TargetName } from './harness.ts';
@@ -665,7 +663,10 @@ export const scenarios: Scenario[] = [
       await expectError(download(c, model.id, artifact.id, { method: 'HEAD' }), 404);
       await expectError(c.deleteArtifact(model.id, artifact.id), 404);
       expect(await c.getModel(model.id)).toMatchObject({ artifact_count: 1, current_artifact_id: null, current_artifact_sha256: null });
-      if (t.storage === 'fs') expect(existsSync(fileURLToPath(artifact.storage_uri))).toBe(false);
+      if (t.storage === 'fs') {
+        expect(artifact.storage_uri).toBe(`fs://artifacts/${model.id}/${artifact.id}`);
+        expect(await t.faults!.bytesExist(artifact.storage_uri)).toBe(false);
+      }
     },
   },
   {

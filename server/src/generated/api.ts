@@ -1489,7 +1489,11 @@ export interface components {
             sha256: components["schemas"]["Sha256"];
             /** @enum {string} */
             storage_backend: "fs" | "s3";
-            /** @description Where the bytes live, e.g. `s3://bucket/prefix/artifacts/…` or `file:///…`. */
+            /**
+             * @description Where the bytes live, relative to the storage backend: `fs://artifacts/…` (the key inside
+             *     the server's storage directory; the host's paths are never shown) or
+             *     `s3://bucket/prefix/artifacts/…`.
+             */
             storage_uri: string;
             external_uri: string | null;
             status: components["schemas"]["ArtifactStatus"];

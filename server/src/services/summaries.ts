@@ -4,6 +4,7 @@
  * query (filters, order, limit) as a derived table, joined to its spaces and current
  * version/artifact rows, with the counts as subqueries evaluated for the page's rows only.
  */
+import { fsUriOf } from '../storage/index.ts';
 import { QueryOrder, raw, type FilterQuery } from '@mikro-orm/core';
 import type { components } from '../generated/api.ts';
 import { Product, type ModelArtifact } from '../persistence/entities.ts';
@@ -199,6 +200,15 @@ export function dateOnly(value: string | Date): string {
   return typeof value === 'string' ? value.slice(0, 10) : value.toISOString().slice(0, 10);
 }
 
+/**
+ * The artifact's storage_uri as the API shows it. Filesystem rows written before storage URIs were
+ * made backend-relative hold `file:///<absolute host path>`: they are shown as `fs://<key>`, like
+ * new ones, so no response reveals the host's directory layout.
+ */
+export function publicStorageUri(a: Pick<ModelArtifact, 'storage_backend' | 'storage_key' | 'storage_uri'>): string {
+  return a.storage_backend === 'fs' && a.storage_uri.startsWith('file:') ? fsUriOf(a.storage_key) : a.storage_uri;
+}
+
 export function artifactResponse(a: ModelArtifact): ModelArtifactResponse {
   return {
     id: a.id,
@@ -212,7 +222,7 @@ export function artifactResponse(a: ModelArtifact): ModelArtifactResponse {
     size_bytes: a.size_bytes,
     sha256: a.sha256,
     storage_backend: a.storage_backend as ModelArtifactResponse['storage_backend'],
-    storage_uri: a.storage_uri,
+    storage_uri: publicStorageUri(a),
     external_uri: a.external_uri ?? null,
     status: a.status,
     is_current: a.is_current,

@@ -169,7 +169,10 @@ export interface BlobStore {
    */
   downloadUrl(key: string, opts: { fileName: string; contentType: string; expiresInSeconds: number }): Promise<string | null>;
 
-  /** Public URI of a key for the artifact's storage_uri: file:///abs/path or s3://bucket/prefix/key. */
+  /**
+   * Public URI of a key for the artifact's storage_uri, relative to the backend: `fs://<key>`
+   * (never the host's absolute path) or `s3://bucket/prefix/key`.
+   */
   uri(key: string): string;
 
   /** Cheap health check for /readyz: rejects when the storage cannot be used. */

@@ -20,7 +20,6 @@ import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
 import {
   BlobNotFoundError,
   BlobRangeError,
@@ -328,8 +327,10 @@ export class FsBlobStore implements BlobStore {
     return null;
   }
 
+  /** `fs://<key>`: where the bytes are inside the store, never the host's directory layout. */
   uri(key: string): string {
-    return pathToFileURL(resolveKeyPath(this.root, key)).href;
+    resolveKeyPath(this.root, key); // same key checks as every other method
+    return fsUriOf(key);
   }
 
   async ping(): Promise<void> {
@@ -378,6 +379,11 @@ async function verifyParts(fh: FileHandle, parts: StagedPart[], key: string): Pr
   }
   if (wrong.length > 0) throw new StagedPartMismatchError(key, wrong);
   return whole.digest('hex');
+}
+
+/** The storage_uri of a filesystem blob: `fs://` and its key, each segment percent-encoded. */
+export function fsUriOf(key: string): string {
+  return `fs://${key.split('/').map(encodeURIComponent).join('/')}`;
 }
 
 function assertByteCount(n: number, what: string): void {

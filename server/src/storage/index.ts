@@ -27,7 +27,7 @@ export async function openBlobStore(options: BlobStoreOptions): Promise<BlobStor
 }
 
 export * from './blob-store.ts';
-export { FsBlobStore } from './fs-blob-store.ts';
+export { FsBlobStore, fsUriOf } from './fs-blob-store.ts';
 export type { FsBlobStoreOptions } from './fs-blob-store.ts';
 // Types only (erased): import the S3BlobStore class from './s3-blob-store.ts' where it is needed.
 export type { S3BlobStore, S3BlobStoreOptions } from './s3-blob-store.ts';

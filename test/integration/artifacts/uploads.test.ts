@@ -554,13 +554,30 @@ for (const factory of await storageTargets()) {
         expect(list.filter((a) => a.is_current).map((a) => a.id)).toEqual([third.body.id]);
       });
 
+      it('shows storage_uri relative to the backend, also for filesystem rows stored with the host path', async () => {
+        const pid = await app.client.createModel('Storage URI');
+        const { artifact } = await app.client.upload(pid, randomData(10));
+        if (target.backend !== 'fs') {
+          expect(artifact.storage_uri).toMatch(/^s3:\/\/[^/]+\/repo\/artifacts\//);
+          return;
+        }
+        expect(artifact.storage_uri).toBe(`fs://artifacts/${pid}/${artifact.id}`);
+        expect(JSON.stringify(artifact)).not.toContain(app.config.storageDir);
+        // A row written before: file:///<absolute path>. The API maps it.
+        await app.em().nativeUpdate(ModelArtifact, { id: artifact.id }, { storage_uri: `file://${app.config.storageDir}/artifacts/${pid}/${artifact.id}` });
+        const read = await app.client.request('GET', `/catalog/products/${pid}/model-artifacts/${artifact.id}`);
+        expect(read.body.storage_uri).toBe(`fs://artifacts/${pid}/${artifact.id}`);
+        const listed = await app.client.request('GET', `/catalog/products/${pid}/model-artifacts`);
+        expect(listed.text).not.toContain(app.config.storageDir);
+      });
+
       it('keeps any file name as given and never uses it as a storage path', async () => {
         const pid = await app.client.createModel('Names');
         const names = ['../../etc/passwd', 'dir/sub\\file.onnx', '..', 'a\u0001b\r\nc\u001b[31m\u007f.bin', '\u202Egnp.exe', 'modèle "v2" 🚀.onnx', 'x'.repeat(1024)];
         for (const name of names) {
           const { artifact } = await app.client.upload(pid, randomData(10), { file_name: name });
           expect(artifact.file_name).toBe(name);
-          expect(artifact.storage_uri.endsWith(`artifacts/${pid}/${artifact.id}`)).toBe(true);
+          expect(artifact.storage_uri).toBe(target.backend === 'fs' ? `fs://artifacts/${pid}/${artifact.id}` : `s3://${target.s3!.bucket}/repo/artifacts/${pid}/${artifact.id}`);
           const dl = await app.client.download(pid, artifact.id, {}, 'HEAD');
           const disposition = target.backend === 'fs' ? dl.headers.get('content-disposition')! : null;
           if (disposition) {
