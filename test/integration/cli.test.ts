@@ -121,6 +121,7 @@ async function script(t: (typeof targets)[number]) {
   // configuration errors only once.
   const errorArgs: Record<string, string[]> = {
     unknownOrg: ['create-space', '--org', 'no-such-org', '--space', 'x'],
+    hostileOrg: ['create-space', '--org', 'evil\u001b]0;owned\u0007\u009b2J\u202e', '--space', 'x'],
     duplicate: ['create-space', '--org', 'acme', '--space', 'ml'],
     ...(t.dialect === 'sqlite'
       ? {
@@ -242,6 +243,10 @@ for (const t of targets) {
     it('errors: non-zero exit, message on stderr, nothing on stdout', async () => {
       const r = res().r;
       failed(r.unknownOrg!, 1, /Organization 'no-such-org' was not found/);
+      // Data echoed from the input or the database never reaches the terminal as control characters.
+      failed(r.hostileOrg!, 1, /'evil\\u001b\]0;owned\\u0007\\u009b2J\\u202e' is not a slug/);
+      // eslint-disable-next-line no-control-regex
+      expect(r.hostileOrg!.stderr).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
       failed(r.duplicate!, 1, /Space 'ml' already exists/);
       expect(await em().count(Organization, {})).toBe(1);
       expect(await em().count(Space, {})).toBe(2);

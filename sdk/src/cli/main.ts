@@ -7,6 +7,7 @@ import type { EventListFilters, ModelListFilters } from '../pagination.js';
 import type { RetryOptions } from '../retry.js';
 import type { UploadArtifactOptions } from '../upload.js';
 import type { ArtifactUploadSession, Event, ModelArtifact, ModelSummary, Webhook, WebhookCreate, WebhookDelivery } from '../types.js';
+import { jsonForTerminal, terminalSafe } from './terminal.js';
 import { sdkVersion } from '../version.js';
 import { formatBytes, ProgressBar, type ProgressStream } from './progress.js';
 
@@ -236,7 +237,7 @@ const commandUsage: Record<Command, string> = {
 
 /** Runs the CLI; returns the exit status. Never throws. */
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
-  const say = (stream: ProgressStream, text: string) => stream.write(text.endsWith('\n') ? text : `${text}\n`);
+  const say = (stream: ProgressStream, text: string) => stream.write(terminalSafe(text.endsWith('\n') ? text : `${text}\n`));
   let command: Command | null = null;
   try {
     const first = parseArgs({ args: argv, options: globalOptions, allowPositionals: true, strict: false });
@@ -396,8 +397,13 @@ function positiveInt(value: unknown, flag: string): number | undefined {
   return n;
 }
 
+/** Human-readable text, made safe for a terminal (server data in it cannot control the terminal). */
+function writeText(stream: ProgressStream, text: string): void {
+  stream.write(terminalSafe(text));
+}
+
 function printJson(ctx: CommandContext, value: unknown): void {
-  ctx.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  ctx.io.stdout.write(`${jsonForTerminal(JSON.stringify(value, null, 2))}\n`);
 }
 
 function progressBar(ctx: CommandContext, label: string, total: number): ProgressBar | null {
@@ -446,14 +452,14 @@ async function upload(ctx: CommandContext): Promise<number> {
     bar?.clear();
     if (session && session.status !== 'completed' && !(error instanceof ModelRepositoryError && error.status >= 400 && error.status < 500)) {
       // The session survives an interruption or a network failure: say how to continue it.
-      ctx.io.stderr.write(`model-repo: upload ${session.id} is unfinished; continue it with:\n  model-repo upload ${productId} ${file} --resume ${session.id}\n`);
+      writeText(ctx.io.stderr, `model-repo: upload ${session.id} is unfinished; continue it with:\n  model-repo upload ${productId} ${file} --resume ${session.id}\n`);
     }
     throw error;
   }
   bar?.finish();
   if (ctx.json) printJson(ctx, artifact);
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       `Uploaded ${file} as artifact ${artifact.id}\n  ${formatBytes(artifact.size_bytes)}, sha256 ${artifact.sha256}${artifact.is_current ? ', current' : ''}\n`,
     );
   }
@@ -493,13 +499,13 @@ async function download(ctx: CommandContext): Promise<number> {
   } catch (error) {
     bar?.clear();
     if (resume && isAbortError(error, signal)) {
-      ctx.io.stderr.write(`model-repo: partial download kept in ${target}.part; run the same command again to continue\n`);
+      writeText(ctx.io.stderr, `model-repo: partial download kept in ${target}.part; run the same command again to continue\n`);
     }
     throw error;
   }
   bar?.finish();
   if (ctx.json) printJson(ctx, { path: target, artifact });
-  else ctx.io.stdout.write(`Downloaded ${artifact.file_name} to ${target}\n  ${formatBytes(artifact.size_bytes)}, sha256 ${artifact.sha256} verified\n`);
+  else writeText(ctx.io.stdout, `Downloaded ${artifact.file_name} to ${target}\n  ${formatBytes(artifact.size_bytes)}, sha256 ${artifact.sha256} verified\n`);
   return 0;
 }
 
@@ -532,9 +538,9 @@ async function listModels(ctx: CommandContext): Promise<number> {
     if (max !== undefined && models.length >= max) break;
   }
   if (ctx.json) printJson(ctx, models);
-  else if (models.length === 0) ctx.io.stdout.write('No models.\n');
+  else if (models.length === 0) writeText(ctx.io.stdout, 'No models.\n');
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       table([
         ['ID', 'SLUG', 'TYPE', 'DEPLOYMENT', 'UPDATED', 'NAME'],
         ...models.map((m) => [m.id, m.slug, m.product_type, m.deployment_status, m.updated_at, m.name]),
@@ -548,9 +554,9 @@ async function listArtifacts(ctx: CommandContext): Promise<number> {
   const [productId] = ctx.args as [string];
   const artifacts = await ctx.client.listArtifacts(productId, ctx.io.signal ? { signal: ctx.io.signal } : {});
   if (ctx.json) printJson(ctx, artifacts);
-  else if (artifacts.length === 0) ctx.io.stdout.write('No artifacts.\n');
+  else if (artifacts.length === 0) writeText(ctx.io.stdout, 'No artifacts.\n');
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       table([
         ['ID', 'KIND', 'SIZE', 'CURRENT', 'UPLOADED', 'FILE'],
         ...artifacts.map((a) => [a.id, a.artifact_kind, formatBytes(a.size_bytes), a.is_current ? 'yes' : '', a.uploaded_at, a.file_name]),
@@ -571,7 +577,7 @@ async function inspect(ctx: CommandContext): Promise<number> {
   }
   const i = artifact.inspection;
   if (!i) {
-    ctx.io.stdout.write(`${artifact.file_name}: not a recognised weight format (or not inspected yet)\n`);
+    writeText(ctx.io.stdout, `${artifact.file_name}: not a recognised weight format (or not inspected yet)\n`);
     return 0;
   }
   const rows: string[][] = [];
@@ -587,7 +593,7 @@ async function inspect(ctx: CommandContext): Promise<number> {
   if (Array.isArray(globals) && globals.length > 0) rows.push(['imports', globals.join(', ')]);
   for (const w of i.warnings) rows.push(['warning', WARNINGS[w] ?? w]);
   if (i.error !== null) rows.push(['error', i.error]);
-  ctx.io.stdout.write(`${artifact.file_name}: ${i.format}\n${rows.length > 0 ? table(rows.map(([k, v]) => [`  ${k}`, v!])) : ''}`);
+  writeText(ctx.io.stdout, `${artifact.file_name}: ${i.format}\n${rows.length > 0 ? table(rows.map(([k, v]) => [`  ${k}`, v!])) : ''}`);
   return 0;
 }
 
@@ -610,9 +616,9 @@ async function listEvents(ctx: CommandContext): Promise<number> {
     if (max !== undefined && events.length >= max) break;
   }
   if (ctx.json) printJson(ctx, events);
-  else if (events.length === 0) ctx.io.stdout.write('No events.\n');
+  else if (events.length === 0) writeText(ctx.io.stdout, 'No events.\n');
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       table([
         ['OCCURRED', 'TYPE', 'ACTOR', 'SUBJECT', 'CHANGES'],
         ...events.map((e) => [e.occurred_at, e.type, e.actor_id ?? '-', e.subject_id ?? '-', changedFields(e)]),
@@ -655,7 +661,7 @@ async function setAlias(ctx: CommandContext): Promise<number> {
   if (ctx.json) printJson(ctx, { ...result.alias, etag: result.etag, created: result.created });
   else {
     const a = result.alias;
-    ctx.io.stdout.write(`${a.name} → version ${a.version_number} (${a.version_id})${result.created ? ' [new]' : ''}\nETag: ${result.etag}\n`);
+    writeText(ctx.io.stdout, `${a.name} → version ${a.version_number} (${a.version_id})${result.created ? ' [new]' : ''}\nETag: ${result.etag}\n`);
   }
   return 0;
 }
@@ -664,9 +670,9 @@ async function listAliases(ctx: CommandContext): Promise<number> {
   const [productId] = ctx.args as [string];
   const aliases = await ctx.client.listAliases(productId, ctx.io.signal ? { signal: ctx.io.signal } : {});
   if (ctx.json) printJson(ctx, aliases);
-  else if (aliases.length === 0) ctx.io.stdout.write('No aliases.\n');
+  else if (aliases.length === 0) writeText(ctx.io.stdout, 'No aliases.\n');
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       table([['ALIAS', 'VERSION', 'VERSION ID', 'UPDATED'], ...aliases.map((a) => [a.name, String(a.version_number), a.version_id, a.updated_at])]),
     );
   }
@@ -678,7 +684,7 @@ async function aliasHistory(ctx: CommandContext): Promise<number> {
   const changes = await ctx.client.aliasHistory(productId, name, ctx.io.signal ? { signal: ctx.io.signal } : {});
   if (ctx.json) printJson(ctx, changes);
   else {
-    ctx.io.stdout.write(
+    writeText(ctx.io.stdout, 
       table([
         ['CHANGED', 'TO', 'FROM', 'BY', 'REASON'],
         ...changes.map((c) => [c.changed_at, c.version_id ?? '(deleted)', c.previous_version_id ?? '', c.changed_by_id ?? '', c.reason ?? '']),
@@ -693,7 +699,7 @@ async function removeAlias(ctx: CommandContext): Promise<number> {
   const ifMatch = ctx.values['if-match'] as string | undefined;
   await ctx.client.deleteAlias(productId, name, { ...(ctx.io.signal ? { signal: ctx.io.signal } : {}), ...(ifMatch === undefined ? {} : { ifMatch }) });
   if (ctx.json) printJson(ctx, { deleted: name });
-  else ctx.io.stdout.write(`Deleted alias ${name}.\n`);
+  else writeText(ctx.io.stdout, `Deleted alias ${name}.\n`);
   return 0;
 }
 
@@ -711,7 +717,7 @@ async function review(ctx: CommandContext): Promise<number> {
     ctx.io.signal ? { signal: ctx.io.signal } : {},
   );
   if (ctx.json) printJson(ctx, result);
-  else ctx.io.stdout.write(`Version ${result.version_id}: ${result.decision} (review ${result.id}).\n`);
+  else writeText(ctx.io.stdout, `Version ${result.version_id}: ${result.decision} (review ${result.id}).\n`);
   return 0;
 }
 
@@ -729,7 +735,7 @@ async function webhooks(ctx: CommandContext, command: Extract<Command, `webhooks
   if (!space) throw new UsageError('--space <slug> is required');
   const options = ctx.io.signal ? { signal: ctx.io.signal } : {};
   const [id, deliveryId] = ctx.args as [string, string];
-  const out = (value: unknown, text: string) => (ctx.json ? printJson(ctx, value) : ctx.io.stdout.write(text.endsWith('\n') ? text : `${text}\n`));
+  const out = (value: unknown, text: string) => (ctx.json ? printJson(ctx, value) : writeText(ctx.io.stdout, text.endsWith('\n') ? text : `${text}\n`));
   switch (command) {
     case 'webhooks ls': {
       const hooks = await ctx.client.listWebhooks(space, options);

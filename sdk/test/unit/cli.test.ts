@@ -274,6 +274,31 @@ describe('model-repo CLI', () => {
     expect(stderr.text).toBe('model-repo: error: Model not found (HTTP 404 not_found, request id req-404)\n');
   });
 
+  it('never writes terminal control characters from server data: names, file names and error details are shown escaped', async () => {
+    const hostile = 'weights\u001b]0;owned\u0007\u001b[2J\r\u009b31m\u202eexe.onnx';
+    const fake = new FakeModelRepository();
+    fake.addArtifact(productId, randomBytes(100), hostile);
+    const text = io(fake);
+    expect(await runCli(['artifacts', 'list', productId], text.cliIo)).toBe(0);
+    // eslint-disable-next-line no-control-regex
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
+    expect(text.stdout.text).not.toMatch(raw);
+    expect(text.stdout.text).toContain('weights\\u001b]0;owned\\u0007\\u001b[2J\\u000d\\u009b31m\\u202eexe.onnx');
+
+    // JSON output: the same value, nothing raw (C1 and bidi characters escaped as JSON escapes).
+    const json = io(fake);
+    expect(await runCli(['artifacts', 'list', productId, '--json'], json.cliIo)).toBe(0);
+    expect(json.stdout.text).not.toMatch(raw);
+    expect((JSON.parse(json.stdout.text) as { file_name: string }[])[0]!.file_name).toBe(hostile);
+
+    const failing = new FakeModelRepository();
+    failing.interceptors.push(() => problem(404, 'not_found', 'No model \u001b[31mred\u001b[0m here'));
+    const error = io(failing);
+    expect(await runCli(['artifacts', 'list', productId], error.cliIo)).toBe(1);
+    expect(error.stderr.text).not.toMatch(raw);
+    expect(error.stderr.text).toContain('No model \\u001b[31mred\\u001b[0m here');
+  });
+
   it('lists field errors of a 422', async () => {
     const fake = new FakeModelRepository();
     fake.interceptors.push(

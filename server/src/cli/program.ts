@@ -13,6 +13,18 @@ import type { Em } from '../persistence/orm.ts';
 // at once (MikroORM takes most of the start-up time).
 type AdminServices = typeof import('../services/admin.ts');
 
+/** C0 controls but tab and newline, DEL, C1 controls, bidi overrides: what a terminal would act on. */
+// eslint-disable-next-line no-control-regex
+const TERMINAL_UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const TERMINAL_UNSAFE_IN_JSON = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** Text for stderr with data from the database in it: unsafe characters shown as `\uXXXX`. */
+export const terminalSafe = (text: string): string => text.replace(TERMINAL_UNSAFE, unicodeEscape);
+
+/** JSON.stringify's output (C0 already escaped) with DEL, C1 and bidi overrides escaped too: the same JSON value. */
+export const jsonForTerminal = (json: string): string => json.replace(TERMINAL_UNSAFE_IN_JSON, unicodeEscape);
+
 export interface CliIo {
   env: Record<string, string | undefined>;
   stdout: (text: string) => void;
@@ -198,7 +210,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
     const orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
     try {
       const result = await action(orm.em.fork(), admin, { config, logger });
-      io.stdout(`${JSON.stringify(result)}\n`);
+      io.stdout(`${jsonForTerminal(JSON.stringify(result))}\n`);
     } finally {
       await orm.close();
     }
@@ -222,16 +234,16 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
           : 2;
     }
     if (err instanceof ConfigError) {
-      io.stderr(`model-repository: ${err.message}\n`);
+      io.stderr(terminalSafe(`model-repository: ${err.message}\n`));
       return 2;
     }
     if (isAppError(err)) {
       const fieldErrors = err.errors ?? [];
       const details = fieldErrors.length > 1 ? fieldErrors.map((e) => `\n  ${e.loc.join('.')}: ${e.msg}`).join('') : '';
-      io.stderr(`error: ${err.detail}${details}\n`);
+      io.stderr(terminalSafe(`error: ${err.detail}${details}\n`));
       return 1;
     }
-    io.stderr(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    io.stderr(terminalSafe(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`));
     return 1;
   }
 }
