@@ -512,7 +512,8 @@ export class UploadService {
       await storage.delete(key).catch((err: unknown) => logger.warn({ err, key }, 'could not delete the bytes of a failed upload'));
       const reason = `the assembled bytes are ${stored ? `${stored.size} bytes` : 'missing'}, expected ${session.total_size_bytes}`;
       await this.fail(em, session, reason, true);
-      throw errors.uploadNotWritable(`Upload session ${session.id} failed: ${reason}; start a new upload.`);
+      // Like a digest mismatch: the stored bytes are not what was sent (a store that damaged a part).
+      throw errors.checksumMismatch(`The assembled bytes are ${stored ? `${stored.size} bytes` : 'missing'}, expected ${session.total_size_bytes}; the upload failed and its bytes were discarded.`);
     }
 
     // 2. The digest: from the part check, this process's running digest or the saved prefix
