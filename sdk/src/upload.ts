@@ -35,7 +35,8 @@ export type UploadArtifactOptions = Partial<Omit<ArtifactUploadCreate, 'total_si
    * Instant upload (default true): when the server already stores these bytes and the caller can
    * view them, it says so at initiation and nothing is sent. Needs the SHA-256 up front: give
    * `sha256`, or the SDK computes it first for a file path or bytes of at least
-   * `INSTANT_UPLOAD_MIN_BYTES` (one extra read of the file; a `Blob` is not read twice).
+   * `INSTANT_UPLOAD_MIN_BYTES` (one extra read of the file, which then replaces the digest the SDK
+   * would otherwise compute while sending; a `Blob` is not read twice).
    */
   instantUpload?: boolean;
   retry?: RetryOptions;
@@ -116,6 +117,7 @@ export async function uploadArtifact(
             retry,
             signal,
             onProgress,
+            knownSha256: resume ? undefined : fields.sha256,
           });
 
     const completion = { sha256, ...(fields.is_current === undefined ? {} : { is_current: fields.is_current }) };
@@ -237,6 +239,13 @@ interface SendOptions {
   retry: ReturnType<typeof resolveRetryOptions>;
   signal: AbortSignal | undefined;
   onProgress: ((progress: UploadProgress) => void) | undefined;
+  /**
+   * The file's SHA-256 when the session was initiated with it (given by the caller or hashed
+   * first for instant upload): the server checks the assembled bytes against it at completion, so
+   * the chunks are not hashed into a whole-file digest a second time, and chunks the server already
+   * has are not read.
+   */
+  knownSha256?: string | undefined;
 }
 
 /**
@@ -269,8 +278,8 @@ async function sendChunks(
   received: ReadonlySet<number>,
   options: SendOptions,
 ): Promise<string> {
-  const { concurrency, chunkDigests, retry, signal, onProgress } = options;
-  const fileHash = await createSha256();
+  const { concurrency, chunkDigests, retry, signal, onProgress, knownSha256 } = options;
+  const fileHash = knownSha256 === undefined ? await createSha256() : null;
   let uploadedBytes = ranges.reduce((sum, r) => sum + (received.has(r.index) ? r.end - r.start : 0), 0);
   onProgress?.({ uploadedBytes, totalBytes: reader.size });
 
@@ -314,9 +323,10 @@ async function sendChunks(
     for (const range of ranges) {
       while (inFlight.size >= concurrency) await Promise.race(inFlight);
       if (failure || stop.signal.aborted) break;
+      if (!fileHash && received.has(range.index)) continue;
       const buffer = takeBuffer();
       const bytes = await reader.read(range.start, range.end, buffer);
-      fileHash.update(bytes);
+      fileHash?.update(bytes);
       if (received.has(range.index)) {
         if (buffer) freeBuffers.push(buffer);
         continue;
@@ -344,5 +354,5 @@ async function sendChunks(
   }
   if (signal?.aborted) throw signal.reason;
   if (failure) throw (failure as { error: unknown }).error;
-  return toHex(fileHash.digest());
+  return fileHash ? toHex(fileHash.digest()) : knownSha256!;
 }

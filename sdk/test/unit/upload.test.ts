@@ -123,6 +123,21 @@ describe('uploadArtifact', () => {
     expect(progress.at(-1)).toBe(10);
   });
 
+  it('a SHA-256 known at initiation is what the completion carries: the chunks are not hashed into a second whole-file digest', async () => {
+    const { fake, client } = setup(4);
+    const bytes = randomBytes(10);
+    const claimed = sha256Hex(randomBytes(10, 99)); // not these bytes: the server's check must catch it
+    await expect(client.uploadArtifact(productId, bytes, { file_name: 'w.bin', sha256: claimed })).rejects.toMatchObject({
+      status: 422,
+      code: 'checksum_mismatch',
+    });
+    expect(fake.requestsTo('PUT', /\/chunks\//)).toHaveLength(3);
+    expect(fake.requestsTo('POST', /\/complete$/)[0]!.json).toEqual({ sha256: claimed });
+
+    const artifact = await client.uploadArtifact(productId, bytes, { file_name: 'w.bin', sha256: sha256Hex(bytes) });
+    expect(artifact.sha256).toBe(sha256Hex(bytes));
+  });
+
   it('instant upload: a large file path is hashed first; instantUpload: false sends it regardless', async () => {
     const { fake, client } = setup(4 * 1024 * 1024);
     const bytes = randomBytes(INSTANT_UPLOAD_MIN_BYTES + 3);
