@@ -9,6 +9,7 @@
  *   /redirect    301 to /ok (which must never be hit through it)
  *   /huge        500 with a 100 MB body, written as long as the client reads
  *   /flaky-N     500 for the first N requests to that path, then 204
+ *   /slow        204 after 1.5 s (an attempt still in flight a while after the request arrived)
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -63,6 +64,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         res.writeHead(204).end();
       } else if (path === '/fail') {
         res.writeHead(500, { 'Content-Type': 'text/plain' }).end('receiver exploded');
+      } else if (path === '/slow') {
+        setTimeout(() => res.writeHead(204).end(), 1500);
       } else if (path === '/hang') {
         // Never answer.
       } else if (path === '/reset') {

@@ -261,6 +261,49 @@ for (const dialect of ['sqlite', 'postgresql'] as const) {
       expect((await call(server, 'GET', `/catalog/spaces/default/webhooks/${deleted.id}/deliveries`)).status).toBe(404);
     });
 
+    it('graceful shutdown (SIGTERM) lets an attempt in flight finish and records its result before the process exits', async () => {
+      // A process of its own, on a database of its own: no other worker can take the delivery.
+      const ownDb = dialect === 'postgresql' ? await createTestDatabase() : null;
+      const ownEnv: Record<string, string> = ownDb ? { DATABASE_URL: ownDb.url } : {};
+      const solo = await startServer({ env: { ...ownEnv, ...FAST } });
+      let reader: StartedServer | null = null;
+      try {
+        const soloKey = solo.apiKey; // the reader below shares its database, so its key too
+        const created = await fetch(`${solo.baseUrl}${API}/catalog/spaces/default/webhooks`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${soloKey}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ url: receiver.url('/slow'), events: ['version.reviewed'] }),
+        });
+        expect(created.status).toBe(201);
+        const hook = (await created.json()) as Webhook;
+        const sent = await fetch(`${solo.baseUrl}${API}/catalog/spaces/default/webhooks/${hook.id}/ping`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${soloKey}` },
+        });
+        expect(sent.status).toBe(202);
+        const delivery = (await sent.json()) as Delivery;
+        await receiver.waitFor((all) => all.some((r) => r.path === '/slow' && r.headers['webhook-id'] === delivery.id), 20_000);
+
+        await solo.stop(); // the receiver answers 1.5 s after the request arrived: the attempt is in flight now
+        expect(solo.process.exitCode).toBe(0);
+
+        // Read back by a process without a worker: the attempt was recorded, not left claimed.
+        reader = await startServer({ env: { ...ownEnv, ...FAST, WEBHOOK_POLL_INTERVAL_MS: '0' }, dataDir: solo.dataDir });
+        const listed = await fetch(`${reader.baseUrl}${API}/catalog/spaces/default/webhooks/${hook.id}/deliveries`, {
+          headers: { Authorization: `Bearer ${soloKey}` },
+        });
+        expect(listed.status).toBe(200);
+        const [row] = ((await listed.json()) as Delivery[]).filter((d) => d.id === delivery.id);
+        expect(row).toMatchObject({ status: 'succeeded', attempts: 1, last_status_code: 204 });
+        expect(withId('/slow', delivery.id)).toHaveLength(1);
+      } finally {
+        await reader?.stop().catch(() => {});
+        await solo.stop().catch(() => {});
+        solo.cleanup();
+        await ownDb?.drop();
+      }
+    });
+
     it('the address is checked again at delivery: a process without WEBHOOK_ALLOW_PRIVATE_NETWORKS refuses to send to 127.0.0.1', async () => {
       const hook = await createHook('/ok');
       await server.stop();
