@@ -10,6 +10,7 @@ import { openOrm } from './persistence/orm.ts';
 import { openBlobStore } from './storage/index.ts';
 import { createApp } from './app.ts';
 import { applyServerTimeouts } from './http/timeouts.ts';
+import { answerClientErrors } from './http/client-errors.ts';
 import { createServices, storageOptions } from './services/index.ts';
 import { ensureFirstStart } from './services/admin.ts';
 
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
     server.once('error', reject);
   });
   applyServerTimeouts(server, config);
+  answerClientErrors(server);
   const { port } = server.address() as AddressInfo;
   logger.info({ url: `http://${config.host}:${port}`, port, storage: config.storageBackend, database: config.database.dialect }, 'listening');
   services.sweeper.start();

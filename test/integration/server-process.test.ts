@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { buildServer } from '../../scripts/build.ts';
@@ -65,6 +66,32 @@ describe('server process', () => {
       expect(res.headers.get('connection')).toBe('close');
     }
     expect((await client.session(pid, id)).body).toMatchObject({ received_chunks: [], received_bytes: 0 });
+  });
+
+  it('answers requests the HTTP parser refuses (oversized headers, a malformed request line) with problem+json', async () => {
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(server.port, '127.0.0.1', () => socket.end(request));
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const problemOf = (response: string) => {
+      const [head, body] = response.split('\r\n\r\n', 2) as [string, string];
+      return { statusLine: head.split('\r\n')[0], head, body: JSON.parse(body) as Record<string, unknown> };
+    };
+
+    const big = problemOf(await raw(`GET /api/v1.0/openapi.yaml HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`));
+    expect(big.statusLine).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect(big.head).toMatch(/content-type: application\/problem\+json/i);
+    expect(big.body).toMatchObject({ type: 'about:blank', status: 431, code: 'bad_request' });
+    expect(big.body.detail).toMatch(/16 KiB/);
+
+    const garbled = problemOf(await raw('GET /healthz HTTP/1.1 extra\r\n\r\n'));
+    expect(garbled.statusLine).toBe('HTTP/1.1 400 Bad Request');
+    expect(garbled.body).toMatchObject({ status: 400, code: 'bad_request' });
+    expect(garbled.body.detail).toEqual(expect.any(String));
   });
 
   it('does not print a key again on the next start, and stops gracefully on SIGTERM', async () => {
