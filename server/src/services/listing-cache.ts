@@ -8,6 +8,12 @@ import type { ModelPage } from './models.ts';
 
 export class ListingCache {
   private readonly pages: LRUCache<string, ModelPage>;
+  /**
+   * Exact totals (X-Total-Count) by count scope and filters (see ModelService.page): the pages of
+   * one listing that differ in skip or limit share one count. The scope carries the version of
+   * what is counted, so an entry, like a page, is never stale, only unreachable.
+   */
+  private readonly totals = new LRUCache<string, number>({ max: 10_000 });
 
   /** `maxBytes`: the budget for rendered pages and their keys (a key's UTF-16 code units count 2 bytes). */
   constructor(maxBytes: number) {
@@ -24,6 +30,14 @@ export class ListingCache {
   /** A page larger than the whole budget is not kept. */
   set(key: string, page: ModelPage): void {
     this.pages.set(key, page);
+  }
+
+  getTotal(key: string): number | undefined {
+    return this.totals.get(key);
+  }
+
+  setTotal(key: string, total: number): void {
+    this.totals.set(key, total);
   }
 
   get size(): number {

@@ -16,8 +16,10 @@ import {
 } from '../access/index.ts';
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
-import { searchTextFilter } from '../persistence/queries.ts';
-import { summarize, summaryPage, type ModelSummary } from './summaries.ts';
+import { escapeLike, searchTextFilter } from '../persistence/queries.ts';
+import { listingPage, summarize, summaryPage, type ListingSql, type ModelSummary } from './summaries.ts';
+
+export type { ListingSql } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
 import { fieldChanges, recordEvent } from './events.ts';
 import { checkPromotion, type PromotedProduct } from './promotion.ts';
@@ -79,6 +81,62 @@ function filterConditions(filters: ModelFilters): FilterQuery<Product>[] {
   return where;
 }
 
+/**
+ * filterConditions as plain SQL over `products p`, and'ed to `visible`: the same conditions,
+ * values as parameters (the q pattern exactly as searchTextFilter makes it).
+ */
+function listingWhere(visible: ListingSql, filters: ModelFilters): ListingSql {
+  let sql = `(${visible.sql})`;
+  const params: unknown[] = [...visible.params];
+  if (!filters.include_archived) sql += ' and p.is_archived = false';
+  if (filters.q !== undefined && filters.q !== '') {
+    sql += " and p.search_text like ? escape '\\'";
+    params.push(`%${escapeLike(filters.q.toLowerCase())}%`);
+  }
+  const equal = (column: string, value: string | undefined) => {
+    if (!value) return;
+    sql += ` and p.${column} = ?`;
+    params.push(value);
+  };
+  equal('model_family', filters.model_family);
+  if (filters.types && filters.types.length > 0) {
+    const types = [...new Set(filters.types)];
+    sql += ` and p.product_type in (${types.map(() => '?').join(', ')})`;
+    params.push(...types);
+  }
+  equal('deployment_status', filters.deployment_status);
+  equal('model_task_type', filters.model_task_type);
+  equal('risk_classification', filters.risk_classification);
+  return { sql, params };
+}
+
+function isListingSql(visible: FilterQuery<Product> | ListingSql): visible is ListingSql {
+  return typeof (visible as ListingSql).sql === 'string' && Array.isArray((visible as ListingSql).params);
+}
+
+/** The filters that decide which products match (not skip or limit), arrays deduplicated and sorted. */
+function filterKey(filters: ModelFilters): string {
+  return JSON.stringify([
+    filters.include_archived ?? false,
+    filters.q ?? null,
+    filters.model_family ?? null,
+    filters.types ? [...new Set(filters.types)].sort() : null,
+    filters.deployment_status ?? null,
+    filters.model_task_type ?? null,
+    filters.risk_classification ?? null,
+  ]);
+}
+
+/** Options of ModelService.page. */
+export interface PageOptions {
+  /**
+   * Names everything the listing's total depends on besides the filters, and changes whenever
+   * any of it does (a space: `space:<id>:<listing_version>`). The exact total is cached under
+   * it and the filters, shared by all skips and limits. null/undefined: counted with every page.
+   */
+  countScope?: string | null;
+}
+
 const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
 
 /**
@@ -112,8 +170,19 @@ export class ModelService {
     private readonly listingCache: ListingCache | null = null,
   ) {}
 
-  /** One page with its total: one query, plus a count only when the page is empty. */
-  private async page(em: Em, visible: FilterQuery<Product>, filters: ModelFilters): Promise<ModelPage> {
+  /**
+   * One page of a listing with its exact total. `visible` is what the caller may see: a
+   * ListingSql condition (over `products p`) takes the listing's own path (listingPage: one plain
+   * statement, rows written straight to JSON); a FilterQuery takes the general ORM path
+   * (summaryPage), which the tests hold the other to. The same filters, order, bodies and totals
+   * either way.
+   *
+   * `countScope` names everything the total depends on besides the filters (for a space: its id
+   * and listing_version), changing whenever any of it changes: with it, the total is counted once
+   * per scope and filters and reused by every skip and limit (never an estimate). Without it
+   * (null/undefined), the total is counted with every page.
+   */
+  async page(em: Em, visible: FilterQuery<Product> | ListingSql, filters: ModelFilters, opts: PageOptions = {}): Promise<ModelPage> {
     const skip = filters.skip ?? 0;
     const limit = filters.limit ?? DEFAULT_LIMIT;
     // The spec sets no maximum for skip; beyond 2^53 JSON numbers are not exact and the
@@ -123,14 +192,30 @@ export class ModelService {
         { loc: ['query', 'skip'], msg: `must be at most ${Number.MAX_SAFE_INTEGER}`, type: 'maximum' },
       ]);
     }
-    const conditions = () => filterConditions(filters);
-    const where = () => ({ $and: [visible, ...conditions()] }) as FilterQuery<Product>;
+    const totalKey = opts.countScope != null && this.listingCache ? `${opts.countScope}\u0000${filterKey(filters)}` : null;
+    const known = totalKey === null ? undefined : this.listingCache!.getTotal(totalKey);
     // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.
-    const filtered = conditions().length > (filters.include_archived ? 0 : 1);
-    const page = await summaryPage(em, where, { skip, limit, count: filtered ? 'window' : 'separate' });
+    const filtered = filterConditions(filters).length > (filters.include_archived ? 0 : 1);
+    const count = known !== undefined ? 'none' : filtered ? 'window' : 'separate';
+    let page: { body: Buffer; count: number; total: number | null };
+    let countAll: () => Promise<number>;
+    if (isListingSql(visible)) {
+      const where = listingWhere(visible, filters);
+      page = await listingPage(em, where, { skip, limit, count });
+      countAll = async () => {
+        const [row] = await em.execute<{ n: number | string }[]>(`select count(*) as n from products p where ${where.sql}`, [...where.params]);
+        return Number(row!.n);
+      };
+    } else {
+      const where = () => ({ $and: [visible, ...filterConditions(filters)] }) as FilterQuery<Product>;
+      const summaries = await summaryPage(em, where, { skip, limit, count: count === 'none' ? undefined : count });
+      page = { body: Buffer.from(JSON.stringify(summaries.items)), count: summaries.items.length, total: summaries.total };
+      countAll = () => em.createQueryBuilder(Product, 'p').where(where()).getCount();
+    }
     // Past the end (or nothing matches) no row carries the total.
-    const total = page.total ?? (skip === 0 ? 0 : await em.createQueryBuilder(Product, 'p').where(where()).getCount());
-    return { body: Buffer.from(JSON.stringify(page.items)), count: page.items.length, total, skip, limit };
+    const total = known ?? page.total ?? (skip === 0 && page.count === 0 ? 0 : await countAll());
+    if (totalKey !== null && known === undefined) this.listingCache!.setTotal(totalKey, total);
+    return { body: page.body, count: page.count, total, skip, limit };
   }
 
   /**
@@ -140,11 +225,13 @@ export class ModelService {
    */
   async listSpace(em: Em, user: Caller, slug: string, filters: ModelFilters): Promise<ModelPage> {
     const { space } = await requireSpaceView(em, user, slug);
-    if (!this.listingCache) return this.page(em, { space: space.id }, filters);
+    const visible: ListingSql = { sql: 'p.space_id = ?', params: [space.id] };
+    const countScope = `space:${space.id}:${space.listing_version}`;
+    if (!this.listingCache) return this.page(em, visible, filters, { countScope });
     const key = spaceListingKey(space, filters);
     const cached = this.listingCache.get(key);
     if (cached) return cached;
-    const page = await this.page(em, { space: space.id }, filters);
+    const page = await this.page(em, visible, filters, { countScope });
     this.listingCache.set(key, page);
     return page;
   }

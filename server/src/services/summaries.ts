@@ -10,6 +10,7 @@ import type { components } from '../generated/api.ts';
 import { Product, type ModelArtifact } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { modelFormat } from './model-format.ts';
+import { executeHot } from '../persistence/raw.ts';
 
 export type ModelSummary = components['schemas']['ModelSummary'];
 export type ModelArtifactResponse = components['schemas']['ModelArtifact'];
@@ -233,4 +234,179 @@ export function artifactResponse(a: ModelArtifact): ModelArtifactResponse {
     created_at: iso(a.created_at),
     updated_at: iso(a.updated_at),
   };
+}
+
+// ─── the listing's own path: plain SQL, rows straight to JSON ─────────────────────────────
+
+/**
+ * A condition over `products p` in plain SQL with `?` placeholders (see listingPage). Its text
+ * must come from a small set of shapes (values go in `params`): on PostgreSQL each distinct
+ * text becomes a prepared statement on every pooled connection.
+ */
+export interface ListingSql {
+  sql: string;
+  params: readonly unknown[];
+}
+
+/** Each distinct listing statement's prepared-statement name; past the cap, statements run unprepared. */
+const listingStatementNames = new Map<string, string>();
+const MAX_LISTING_STATEMENTS = 256;
+
+/** The summary's product columns, as `p.` columns (the same set as PRODUCT_COLUMNS). */
+const LISTING_PRODUCT_COLUMNS =
+  'p.id, p.space_id, p.slug, p.name, p.description, p.long_description, p.product_type, p.provider, p.environment, ' +
+  'p.risk_classification, p.lifecycle_stage, p.model_family, p.model_task_type, p.model_architecture, p.framework, ' +
+  'p.intended_use, p.limitations, p.deployment_status, p.serving_url, p.input_schema, p.output_schema, p.ai_system_type, ' +
+  'p.vendor_name, p.vendor_product_name, p.vendor_model_id, p.deployment_environment, p.business_use_case, p.is_gpai, ' +
+  'p.is_archived, p.created_at, p.updated_at';
+
+/** A raw listing row (column names as the database returns them). */
+interface ListingRow {
+  id: string;
+  space_id: string;
+  slug: string;
+  name: string;
+  description: string | null;
+  long_description: string | null;
+  product_type: string;
+  provider: string | null;
+  environment: string;
+  risk_classification: string | null;
+  lifecycle_stage: string | null;
+  model_family: string | null;
+  model_task_type: string | null;
+  model_architecture: string | null;
+  framework: string | null;
+  intended_use: string | null;
+  limitations: string | null;
+  deployment_status: string;
+  serving_url: string | null;
+  input_schema: unknown;
+  output_schema: unknown;
+  ai_system_type: string | null;
+  vendor_name: string | null;
+  vendor_product_name: string | null;
+  vendor_model_id: string | null;
+  deployment_environment: string | null;
+  business_use_case: string | null;
+  is_gpai: boolean | number | null;
+  is_archived: boolean | number;
+  created_at: unknown;
+  updated_at: unknown;
+  space_slug: string;
+  space_name: string;
+  version_count: number | string;
+  v_id: string | null;
+  v_number: number | null;
+  v_type: string | null;
+  v_release_date: string | Date | null;
+  v_approval_status: string | null;
+  artifact_count: number | string;
+  a_id: string | null;
+  a_file_name: string | null;
+  a_kind: string | null;
+  a_content_type: string | null;
+  a_sha256: string | null;
+  a_size_bytes: number | string | null;
+  a_metadata: unknown;
+  a_inspected_format: string | null;
+  a_parameter_count: number | string | null;
+  total_count?: number | string;
+}
+
+/**
+ * The listing's page, rendered: the same bytes as JSON.stringify of summaryPage's items for the
+ * same condition, order and window, from one plain statement (on PostgreSQL a prepared one) whose
+ * rows are written straight into the JSON text, with no entity mapping or query building.
+ *
+ * The page is found first as ids alone (a deferred join: for a space listing an index-only scan
+ * of (space, is_archived, updated_at, id), so a deep OFFSET skips index entries, not rows); then
+ * only its rows are read with their space, current version and available artifact. `count`:
+ * 'window' counts the matches in the id query (`count(*) over ()`), 'separate' as an uncorrelated
+ * subquery, 'none' not at all (the caller knows the total). `total` is null when the page is
+ * empty or nothing was counted.
+ */
+export async function listingPage(
+  em: Em,
+  where: ListingSql,
+  opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none' },
+): Promise<{ body: Buffer; count: number; total: number | null }> {
+  const window = opts.count === 'window' ? ', count(*) over () as total_count' : '';
+  const separate = opts.count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
+  const sql =
+    `select ${LISTING_PRODUCT_COLUMNS}, s.slug as space_slug, s.name as space_name, ` +
+    '(select count(*) from product_versions vc where vc.product_id = p.id) as version_count, ' +
+    'v.id as v_id, v.version_number as v_number, v.version_type as v_type, v.release_date as v_release_date, ' +
+    'v.approval_status as v_approval_status, ' +
+    "(select count(*) from model_artifacts ac where ac.product_id = p.id and ac.status = 'available') as artifact_count, " +
+    'a.id as a_id, a.file_name as a_file_name, a.artifact_kind as a_kind, a.content_type as a_content_type, ' +
+    'a.sha256 as a_sha256, a.size_bytes as a_size_bytes, a.metadata as a_metadata, ' +
+    'a.inspected_format as a_inspected_format, a.parameter_count as a_parameter_count' +
+    (window ? ', k.total_count' : separate) +
+    ` from (select p.id, p.updated_at${window} from products p where ${where.sql} ` +
+    'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
+    'join products p on p.id = k.id ' +
+    'join spaces s on s.id = p.space_id ' +
+    'left join product_versions v on v.product_id = p.id and v.is_current = true ' +
+    "left join model_artifacts a on a.product_id = p.id and a.is_current = true and a.status = 'available' " +
+    'order by k.updated_at desc, k.id desc';
+  const params = [...(separate ? where.params : []), ...where.params, opts.limit, opts.skip];
+  let name = listingStatementNames.get(sql);
+  if (name === undefined && listingStatementNames.size < MAX_LISTING_STATEMENTS) {
+    name = `model_listing_${listingStatementNames.size + 1}`;
+    listingStatementNames.set(sql, name);
+  }
+  const rows = name ? await executeHot<ListingRow>(em, name, sql, params) : await em.execute<ListingRow[]>(sql, params);
+  const platform = em.getPlatform();
+  let json = '[';
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0) json += ',';
+    json += summaryJson(rows[i]!, platform);
+  }
+  json += ']';
+  const total = rows.length > 0 && opts.count !== 'none' ? Number(rows[0]!.total_count) : null;
+  return { body: Buffer.from(json, 'utf8'), count: rows.length, total };
+}
+
+const str = (s: string) => JSON.stringify(s);
+const strOrNull = (s: string | null | undefined) => (s === null || s === undefined ? 'null' : JSON.stringify(s));
+const boolOrNull = (b: boolean | number | null | undefined) => (b === null || b === undefined ? 'null' : b ? 'true' : 'false');
+const numOrNull = (n: number | string | null | undefined) => (n === null || n === undefined ? 'null' : JSON.stringify(Number(n)));
+/** A JSON column as the summary shows it: PostgreSQL hands over parsed jsonb, SQLite text. */
+const jsonOrNull = (v: unknown) => (v === null || v === undefined ? 'null' : JSON.stringify(typeof v === 'string' ? JSON.parse(v) : v));
+function isoOf(value: unknown, platform: { parseDate(value: string | number): Date | string }): string {
+  const date = value instanceof Date ? value : platform.parseDate(value as string | number);
+  if (!(date instanceof Date)) throw new TypeError(`not a datetime: ${String(value)}`);
+  return JSON.stringify(date.toISOString());
+}
+
+/** One ModelSummary as JSON: the members, their order and their values of toSummary's object. */
+function summaryJson(r: ListingRow, platform: { parseDate(value: string | number): Date | string }): string {
+  const formatted = r.a_id ? (r.a_inspected_format ?? modelFormat(r.a_file_name ?? '', jsonObject(r.a_metadata))) : null;
+  return (
+    `{"id":${str(r.id)},"slug":${str(r.slug)},"name":${str(r.name)},"description":${strOrNull(r.description)}` +
+    `,"long_description":${strOrNull(r.long_description)},"product_type":${str(r.product_type)}` +
+    `,"provider":${strOrNull(r.provider)},"space_id":${str(r.space_id)},"space_slug":${str(r.space_slug)}` +
+    `,"space_name":${str(r.space_name)},"risk_classification":${strOrNull(r.risk_classification)}` +
+    `,"lifecycle_stage":${strOrNull(r.lifecycle_stage)},"environment":${str(r.environment)}` +
+    `,"deployment_status":${str(r.deployment_status)},"model_family":${strOrNull(r.model_family)}` +
+    `,"model_task_type":${strOrNull(r.model_task_type)},"model_architecture":${strOrNull(r.model_architecture)}` +
+    `,"framework":${strOrNull(r.framework)},"intended_use":${strOrNull(r.intended_use)}` +
+    `,"limitations":${strOrNull(r.limitations)},"serving_url":${strOrNull(r.serving_url)}` +
+    `,"input_schema":${jsonOrNull(r.input_schema)},"output_schema":${jsonOrNull(r.output_schema)}` +
+    `,"ai_system_type":${strOrNull(r.ai_system_type)},"vendor_name":${strOrNull(r.vendor_name)}` +
+    `,"vendor_product_name":${strOrNull(r.vendor_product_name)},"vendor_model_id":${strOrNull(r.vendor_model_id)}` +
+    `,"deployment_environment":${strOrNull(r.deployment_environment)},"business_use_case":${strOrNull(r.business_use_case)}` +
+    `,"is_gpai":${boolOrNull(r.is_gpai)},"is_archived":${r.is_archived ? 'true' : 'false'}` +
+    `,"version_count":${JSON.stringify(Number(r.version_count))},"current_version_id":${strOrNull(r.v_id)}` +
+    `,"current_version_number":${numOrNull(r.v_number)},"current_version_type":${strOrNull(r.v_type)}` +
+    `,"current_version_release_date":${r.v_release_date ? str(dateOnly(r.v_release_date)) : 'null'}` +
+    `,"current_version_approval_status":${strOrNull(r.v_approval_status)}` +
+    `,"artifact_count":${JSON.stringify(Number(r.artifact_count))},"current_artifact_id":${strOrNull(r.a_id)}` +
+    `,"current_artifact_file_name":${strOrNull(r.a_file_name)},"current_artifact_kind":${strOrNull(r.a_kind)}` +
+    `,"current_artifact_content_type":${strOrNull(r.a_content_type)},"current_artifact_model_format":${strOrNull(formatted)}` +
+    `,"current_artifact_sha256":${strOrNull(r.a_sha256)},"current_artifact_size_bytes":${numOrNull(r.a_size_bytes)}` +
+    `,"current_artifact_parameter_count":${numOrNull(r.a_parameter_count)}` +
+    `,"created_at":${isoOf(r.created_at, platform)},"updated_at":${isoOf(r.updated_at, platform)}}`
+  );
 }
