@@ -15,8 +15,15 @@ export class ListingCache {
    */
   private readonly totals = new LRUCache<string, number>({ max: 10_000 });
 
-  /** `maxBytes`: the budget for rendered pages and their keys (a key's UTF-16 code units count 2 bytes). */
-  constructor(maxBytes: number) {
+  private readonly keepPages: boolean;
+
+  /**
+   * `maxBytes`: the budget for rendered pages and their keys (a key's UTF-16 code units count 2
+   * bytes). `pages: false` keeps totals only: every page is rendered, as when no request repeats
+   * another (bench:list measures the uncached path so).
+   */
+  constructor(maxBytes: number, opts: { pages?: boolean } = {}) {
+    this.keepPages = opts.pages ?? true;
     this.pages = new LRUCache<string, ModelPage>({
       maxSize: maxBytes,
       sizeCalculation: (page, key) => page.body.length + 2 * key.length + 64,
@@ -24,12 +31,12 @@ export class ListingCache {
   }
 
   get(key: string): ModelPage | undefined {
-    return this.pages.get(key);
+    return this.keepPages ? this.pages.get(key) : undefined;
   }
 
   /** A page larger than the whole budget is not kept. */
   set(key: string, page: ModelPage): void {
-    this.pages.set(key, page);
+    if (this.keepPages) this.pages.set(key, page);
   }
 
   getTotal(key: string): number | undefined {
