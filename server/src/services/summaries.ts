@@ -374,7 +374,19 @@ const boolOrNull = (b: boolean | number | null | undefined) => (b === null || b 
 const numOrNull = (n: number | string | null | undefined) => (n === null || n === undefined ? 'null' : JSON.stringify(Number(n)));
 /** A JSON column as the summary shows it: PostgreSQL hands over parsed jsonb, SQLite text. */
 const jsonOrNull = (v: unknown) => (v === null || v === undefined ? 'null' : JSON.stringify(typeof v === 'string' ? JSON.parse(v) : v));
+/** PostgreSQL's text for a timestamptz in UTC (DateStyle ISO): '2026-03-04 05:06:07.123456+00'. */
+const PG_UTC_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.(\d{1,6}))?\+00$/;
+
+/**
+ * A datetime as the summary shows it (JSON string of toISOString()). PostgreSQL's UTC text is
+ * rewritten directly (milliseconds truncated, as the ORM's parsing does); anything else is parsed
+ * the way the ORM parses it.
+ */
 function isoOf(value: unknown, platform: { parseDate(value: string | number): Date | string }): string {
+  if (typeof value === 'string') {
+    const m = PG_UTC_TIMESTAMP.exec(value);
+    if (m) return `"${value.slice(0, 10)}T${value.slice(11, 19)}.${m[1] ? `${m[1]}00`.slice(0, 3) : '000'}Z"`;
+  }
   const date = value instanceof Date ? value : platform.parseDate(value as string | number);
   if (!(date instanceof Date)) throw new TypeError(`not a datetime: ${String(value)}`);
   return JSON.stringify(date.toISOString());
