@@ -13,7 +13,9 @@
  *     (its file store has no concatenation extension, so no parallel parts);
  * (c) this server, started like production (the build `npm start` runs, NODE_ENV=production, LOG_LEVEL=warn, SQLite and
  *     filesystem in a temp DATA_DIR, 8 MiB chunks), through the SDK's `uploadArtifact` with 4
- *     chunks in flight, completion included; and the completion request alone;
+ *     chunks in flight, completion included; and the completion request alone; and the upload of
+ *     the same file once more while its bytes are stored (instant upload: the SDK hashes the file,
+ *     initiates with the digest and completes, sending no chunk);
  * (d) downloading the artifact from this server and from nginx serving the same stored file (nginx
  *     is installed from Debian when missing), with the same client (fetch, body read and dropped),
  *     both from the page cache (the bench reads the file once first: uploads bypass the cache);
@@ -21,11 +23,19 @@
  *     uploading the file with the SDK.
  *
  * (a), (b) and (c) are all driven by the SDK's `uploadArtifact` (client.ts): the same chunk reader,
- * SHA-256 passes, streamed fetch bodies and concurrency, so the ratios compare servers. Every
+ * SHA-256 passes, streamed fetch bodies and concurrency, so the ratios compare servers. The SDK
+ * hashes a file of 8 MiB or more before initiating (to ask for an instant upload); in (a), (b) and
+ * (c) the client computes that digest before the measured part and hands it to `uploadArtifact`,
+ * so the rows measure transfer and completion alone (the SDK then hashes nothing while sending),
+ * and the pre-hash gets a row of its own. Every (c) run is checked to be a real transfer (its
+ * session not deduplicated): each round deletes what the previous one stored, and the warm-up's
+ * artifact is deleted by its client. Every
  * server and every client is a child process of its own, and each client first uploads (or
  * downloads) a little unmeasured, to warm up both ends; this process only orchestrates and reads
  * CPU time and RSS from /proc. The table goes to stdout, progress to stderr; the exit status is 1
  * when a target is missed. `--cpu-prof DIR` writes CPU profiles of this server to DIR.
+ *
+ * `--clients N` runs another case instead (concurrent.ts): N clients uploading at once.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -36,6 +46,7 @@ import { fileURLToPath } from 'node:url';
 import { createModelRepositoryClient } from '../../sdk/src/index.ts';
 import { buildServer } from '../build.ts';
 import type { ClientJob, ClientResult } from './client.ts';
+import { concurrentUploads } from './concurrent.ts';
 import { ensureNginx, nginxVersion, startNginx } from './nginx.ts';
 import { cpuSeconds, currentRss, machineBusySeconds, ownTreeCpuSeconds, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
 import {
@@ -67,6 +78,8 @@ const TARGETS = {
   shareOfNginx: 0.9,
   serverPeakRssBytes: 200e6,
   sdkRssGrowthBytes: 100e6,
+  /** An instant upload's requests (initiate + complete) carry JSON only. */
+  instantUploadSentBytes: 64 * 1024,
 };
 
 // ─── arguments ───────────────────────────────────────────────────────────────────────────
@@ -80,7 +93,7 @@ function parseSize(text: string): number {
   return bytes;
 }
 
-const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 5] [--cpu-prof DIR]';
+const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 5] [--cpu-prof DIR] [--clients N]';
 
 interface Options {
   size: number;
@@ -88,24 +101,34 @@ interface Options {
   repeat: number;
   /** Where this server's CPU profiles go (`node --cpu-prof`), to see where its time goes. */
   cpuProfDir: string | null;
+  /** `--clients N`: the concurrent-upload case alone (concurrent.ts); its --size defaults to 256 MiB, --repeat to 3. */
+  clients: number | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { size: 1024 * MiB, repeat: 5, cpuProfDir: null };
+  const options: Options = { size: 1024 * MiB, repeat: 5, cpuProfDir: null, clients: null };
+  const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const [arg, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => inline ?? argv[++i] ?? '';
+    given.add(arg);
     if (arg === '--size') options.size = parseSize(value());
     else if (arg === '--repeat') {
       options.repeat = Number(value());
       if (!Number.isInteger(options.repeat) || options.repeat < 1 || options.repeat > 20) throw new Error(`--repeat: expected 1 to 20 (${USAGE})`);
     }
     else if (arg === '--cpu-prof') options.cpuProfDir = resolve(value());
+    else if (arg === '--clients') {
+      options.clients = Number(value());
+      if (!Number.isInteger(options.clients) || options.clients < 1 || options.clients > 64) throw new Error(`--clients: expected 1 to 64 (${USAGE})`);
+    }
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
     } else throw new Error(`unknown argument ${arg} (${USAGE})`);
   }
+  if (options.clients !== null && !given.has('--size')) options.size = 256 * MiB;
+  if (options.clients !== null && !given.has('--repeat')) options.repeat = 3;
   return options;
 }
 
@@ -185,6 +208,7 @@ async function runClient(job: ClientJob, serverPid: number, what: string, atStar
         threadsAtStart = threadCpuSeconds(serverPid);
       },
     });
+    if (result.uploadError) throw new Error(`${what} failed: ${result.uploadError}`);
     const serverCpu = cpuSeconds(serverPid) - cpuAtStart;
     const serverThreads = new Map([...threadCpuSeconds(serverPid)].map(([tid, seconds]) => [tid, seconds - (threadsAtStart.get(tid) ?? 0)]));
     return { result, serverCpu, serverThreads };
@@ -256,6 +280,8 @@ interface Row {
   seconds: number;
   serverCpu: number | null;
   clientCpu: number | null;
+  /** Request body bytes the client sent (uploads). */
+  sent?: number | null;
 }
 
 /**
@@ -267,7 +293,20 @@ function medianOf(runs: Measured[]): Measured & { all: { mbps: number; serverCpu
   return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, all: runs.map((m) => ({ mbps: mbps(m.result), serverCpu: m.serverCpu })) };
 }
 
-const row = (name: string, { result, serverCpu }: Measured): Row => ({ name, bytes: result.bytes, seconds: result.seconds, serverCpu, clientCpu: result.cpuSeconds });
+const row = (name: string, { result, serverCpu }: Measured): Row => ({
+  name,
+  bytes: result.bytes,
+  seconds: result.seconds,
+  serverCpu,
+  clientCpu: result.cpuSeconds,
+  sent: result.bodyBytesSent ?? null,
+});
+
+/** The file behind an fs `storage_uri` (`fs://<key>`, segments percent-encoded) of the server whose DATA_DIR is `dataDir`. */
+function storedPath(dataDir: string, storageUri: string): string {
+  if (!storageUri.startsWith('fs://')) throw new Error(`not a filesystem storage_uri: ${storageUri}`);
+  return join(dataDir, 'artifacts', ...storageUri.slice('fs://'.length).split('/').map(decodeURIComponent));
+}
 const mbps = (r: { bytes: number; seconds: number }) => r.bytes / 1e6 / r.seconds;
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
 const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
@@ -296,7 +335,8 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   log(`generating ${formatBytes(size)} in ${tmp}`);
   await generateFile(source, size);
   await generateFile(warmUp, Math.min(size, WARM_UP_SIZE));
-  const upload = { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source, warmUpFile: warmUp };
+  // The file's SHA-256 is computed by the client before each measured upload (hash: 'before'): see the top.
+  const upload = { chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source, warmUpFile: warmUp, hash: 'before' as const };
 
   // The three servers start first; their uploads then run in rounds, (a) (b) (c) (a) (b) (c) …,
   // so a drift in the machine's speed (neighbours on a shared VM, the page cache filling up)
@@ -307,7 +347,8 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   const tusDir = join(tmp, 'tus');
   mkdirSync(tusDir);
   const tus = await startBenchServer('tus-server.ts', [tusDir], 'tus server');
-  const repo = await startThisServer(join(tmp, 'repo'), cpuProfDir);
+  const repoDir = join(tmp, 'repo');
+  const repo = await startThisServer(repoDir, cpuProfDir);
   const { baseUrl, apiKey } = repo;
   const sdk = createModelRepositoryClient({ baseUrl, apiKey });
   const model = await sdk.createModel('default', {
@@ -342,12 +383,20 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
       peakResettable = resetPeakRss(repo.started.pid);
       rssBefore.upload = currentRss(repo.started.pid);
     });
+    // A deduplicated session would mean no transfer was measured (the bytes were stored already).
+    if (m.result.deduplicated !== false) throw new Error(`(c) round ${i + 1}: the session was deduplicated: the server still had these bytes, nothing was transferred`);
     runs.c.push(m);
     // Each run stores a new artifact: it is deleted before the next round (the last one stays for (d)).
     if (i < repeat - 1) await sdk.deleteArtifact(model.id, m.result.artifactId!);
     else last = { artifactId: m.result.artifactId!, storageUri: m.result.storageUri! };
   }
   const [a, b, c] = [medianOf(runs.a), medianOf(runs.b), medianOf(runs.c)];
+
+  // The same file again while the last round's artifact holds its bytes: an instant upload, the
+  // SDK as a caller runs it (it hashes the file, initiates with the digest, completes).
+  log('(c) the same file again, its bytes stored: instant upload');
+  const again = await runClient({ ...upload, mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, hash: 'sdk' }, repo.started.pid, '(c) instant upload');
+  if (again.result.artifactId) await sdk.deleteArtifact(model.id, again.result.artifactId);
   await stopChild(tus.started);
   removeNow(tusDir);
 
@@ -361,12 +410,16 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
   rows.push(row('(b) peer: @tus/server 2.4.5 + @tus/file-store, 8 MiB PATCH, sequential', b));
   rows.push(row('(c) this server: SDK uploadArtifact, 8 MiB chunks × 4, completion included', c));
   rows.push({ name: '(c) completion alone (POST …/complete)', bytes: 0, seconds: c.result.completionSeconds!, serverCpu: null, clientCpu: null });
+  rows.push({ name: "(c) SDK's pre-hash of the file before initiating (any upload of ≥ 8 MiB; outside the rows above)", bytes: 0, seconds: c.result.preHashSeconds!, serverCpu: null, clientCpu: null });
+  rows.push({ ...row('(c) upload of bytes already stored (instant upload): hash the file + initiate + complete', again), bytes: 0 });
+  rows.push({ name: '(c) of which hashing the local file (SDK, before initiating)', bytes: 0, seconds: again.result.preHashSeconds ?? NaN, serverCpu: null, clientCpu: null });
   const serverPeakUpload = peakRss(repo.started.pid);
 
   // (d) downloads, with the same client. This server wrote the file past the page cache (direct
   // I/O); read it once so that both servers serve it from the cache, as they would a popular file.
   log('(d) reading the stored file once, so both servers find it in the page cache');
-  await readThrough(fileURLToPath(last.storageUri));
+  const storedFile = storedPath(repoDir, last.storageUri);
+  await readThrough(storedFile);
   log('(d) download from this server');
   const downloadUrl = `${baseUrl}/api/v1.0/catalog/products/${model.id}/model-artifacts/${last.artifactId}/download`;
   const d = await runClient({ mode: 'download', url: downloadUrl, apiKey }, repo.started.pid, '(d) download from this server', () => {
@@ -378,25 +431,29 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
 
   const nginxBin = ensureNginx(log);
   const version = nginxVersion(nginxBin);
-  const nginx = await startNginx(nginxBin, fileURLToPath(last.storageUri), join(tmp, 'nginx'));
+  const nginx = await startNginx(nginxBin, storedFile, join(tmp, 'nginx'));
   log(`(d) download from nginx ${version}`);
   const n = await runClient({ mode: 'download', url: nginx.url }, nginx.started.pid, '(d) download from nginx');
   rows.push(row(`(d) download: nginx ${version} (sendfile), the same stored file`, n));
   await stopChild(nginx.started);
 
-  // (e) the SDK's memory: a fresh process, no warm-up
+  // (e) the SDK's memory: a fresh process, no warm-up, the SDK's defaults (it hashes the file
+  // first). The stored copy goes first, or this would be an instant upload.
+  await sdk.deleteArtifact(model.id, last.artifactId);
   log('(e) SDK process RSS: one more upload to this server, in a fresh process');
-  const e = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source }, repo.started.pid, '(e) SDK upload');
+  const e = await runClient({ mode: 'upload', target: 'repo', baseUrl, apiKey, productId: model.id, chunkSize: CHUNK_SIZE, concurrency: CONCURRENCY, file: source, hash: 'sdk' }, repo.started.pid, '(e) SDK upload');
+  if (e.result.deduplicated !== false) throw new Error('(e): the session was deduplicated: nothing was transferred');
   await stopChild(repo.started);
 
   // ─── the table ───
-  const header = ['measurement', 'MB/s', 'seconds', 'server CPU s', 'client CPU s'];
+  const header = ['measurement', 'MB/s', 'seconds', 'server CPU s', 'client CPU s', 'bytes sent'];
   const cells = rows.map((r) => [
     r.name,
     r.bytes > 0 ? mbps(r).toFixed(0) : '',
     r.seconds.toFixed(r.seconds < 1 ? 3 : 2),
     r.serverCpu === null ? '' : r.serverCpu.toFixed(2),
     r.clientCpu === null ? '' : r.clientCpu.toFixed(2),
+    r.sent === null || r.sent === undefined ? '' : String(r.sent),
   ]);
   const sdkGrowth = e.result.rssPeakBytes! - e.result.rssBaselineBytes!;
   const serverPeak = Math.max(serverPeakUpload, serverPeakDownload);
@@ -405,7 +462,7 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
     ['(e) this server: RSS idle after start', mb(idleRss), 'NODE_ENV=production, the build `npm start` runs'],
     ['(e) this server: peak RSS during (c)', mb(serverPeakUpload), `${since(rssBefore.upload)} (after the client's warm-up upload)`],
     ['(e) this server: peak RSS during (d)', mb(serverPeakDownload), since(rssBefore.download)],
-    ['(e) SDK process: RSS growth uploading the file', mb(sdkGrowth), `RSS before: ${mb(e.result.rssBaselineBytes!)}, peak: ${mb(e.result.rssPeakBytes!)} (fresh process, ${e.result.seconds.toFixed(2)} s)`],
+    ['(e) SDK process: RSS growth uploading the file', mb(sdkGrowth), `RSS before: ${mb(e.result.rssBaselineBytes!)}, peak: ${mb(e.result.rssPeakBytes!)} (fresh process, SDK defaults: pre-hash + transfer, ${e.result.seconds.toFixed(2)} s)`],
   ];
 
   const uploadThreads = new Set([...c.serverThreads.keys()].filter((tid) => !idleThreads.has(tid)));
@@ -431,6 +488,10 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
     [downloadShare >= TARGETS.shareOfNginx, `download ≥ ${percent(TARGETS.shareOfNginx)} of nginx: ${percent(downloadShare)} (${mbps(rd).toFixed(0)} of ${mbps(rn).toFixed(0)} MB/s)`],
     [serverPeak < TARGETS.serverPeakRssBytes, `server peak RSS < ${mb(TARGETS.serverPeakRssBytes)}: ${mb(serverPeak)}`],
     [sdkGrowth < TARGETS.sdkRssGrowthBytes, `SDK RSS growth < ${mb(TARGETS.sdkRssGrowthBytes)}: ${mb(sdkGrowth)}`],
+    [
+      again.result.deduplicated === true && (again.result.bodyBytesSent ?? Infinity) < TARGETS.instantUploadSentBytes,
+      `upload of bytes already stored sends no chunk: ${again.result.deduplicated ? 'deduplicated' : 'NOT deduplicated'}, ${again.result.bodyBytesSent} request body bytes in ${again.result.requests} requests, ${again.result.seconds.toFixed(2)} s (of which hashing ${(again.result.preHashSeconds ?? NaN).toFixed(2)} s) vs ${(rc.seconds + rc.preHashSeconds!).toFixed(2)} s for the transfer + pre-hash`,
+    ],
   ];
 
   console.log(
@@ -447,6 +508,12 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
       ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(
         ([name, m]) => `  ${name} ${m.all.map((v) => `${v.mbps.toFixed(0)} (${v.serverCpu.toFixed(2)})`).join(', ')}`,
       ),
+      '',
+      "(a), (b), (c): the client hashes the file before the measured part and gives the SHA-256 to uploadArtifact, so these rows are the transfer and",
+      "completion alone (each (c) run checked to be a real transfer, not deduplicated); the SDK's own pre-hash, which any upload of ≥ 8 MiB pays first",
+      'by default to ask for an instant upload, is the row below them. "upload of bytes already stored": the SDK with its defaults, while the',
+      "file's bytes are stored (the last round's artifact): hashing the local file, the initiation (answered deduplicated) and the completion, no chunk.",
+      '"bytes sent": request body bytes the client sent in the measured part (chunks and JSON; headers not counted).',
       '',
       'server CPU s by thread (main thread / … / all other threads):',
       ...threadNotes.map((t) => `  ${t}`),
@@ -465,7 +532,23 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   try {
-    const met = await measure(options);
+    const met =
+      options.clients === null
+        ? await measure(options)
+        : await concurrentUploads(
+            { clients: options.clients, size: options.size, repeat: options.repeat, cpuProfDir: options.cpuProfDir },
+            {
+              chunkSize: CHUNK_SIZE,
+              concurrency: CONCURRENCY,
+              generateFile,
+              startCeiling: (dir) => startBenchServer('ceiling-server.ts', [dir, String(CHUNK_SIZE)], 'ceiling server'),
+              startThisServer,
+              machine,
+              otherLoad,
+              log,
+              formatBytes,
+            },
+          );
     if (!met) process.exitCode = 1;
   } finally {
     await cleanUp();

@@ -113,9 +113,10 @@ export function spawnProcess(command: string, args: string[], env: Record<string
 /**
  * The answer of a child over IPC: the first message other than `'ready'`, or the reason there will
  * be none. A client that sends `'ready'` right before its measured part waits for `'go'`, sent
- * after `onReady` has run (so counters can be read exactly at the start).
+ * after `onReady` has run, or once the promise it returns has resolved (so counters can be read
+ * exactly at the start, and several clients can be started at once).
  */
-export function answerOf<T>(started: Started, what: string, options: { timeoutMs?: number; onReady?: () => void } = {}): Promise<T> {
+export function answerOf<T>(started: Started, what: string, options: { timeoutMs?: number; onReady?: () => void | Promise<void> } = {}): Promise<T> {
   const { timeoutMs = 3_600_000, onReady } = options;
   return new Promise<T>((res, rej) => {
     const { child } = started;
@@ -134,8 +135,14 @@ export function answerOf<T>(started: Started, what: string, options: { timeoutMs
     };
     const onMessage = (message: unknown) => {
       if (message === 'ready') {
-        onReady?.();
-        child.send('go');
+        // onReady may wait (e.g. for other clients to be ready too) before the go.
+        void new Promise<void>((ready) => ready(onReady?.())).then(
+          () => child.connected && child.send('go'),
+          (err: unknown) => {
+            done();
+            rej(err instanceof Error ? err : new Error(String(err)));
+          },
+        );
         return;
       }
       done();
