@@ -60,6 +60,8 @@ interface Round {
   mbps: number;
   perClientMbps: number[];
   serverCpu: number;
+  /** The server's main thread's share of serverCpu (the rest: libuv's pool, the hash threads, V8's helpers). */
+  serverMainCpu: number;
   clientsCpu: number;
   /** VmHWM of the server during the measured part (where it cannot be reset: since it started). */
   serverPeakRss: number;
@@ -98,7 +100,7 @@ function bytesUnder(dir: string): number {
  * One round against one server: the clients start together (each warms up and hashes its file
  * first), `atStart` runs once all are ready, right before they are released.
  */
-async function runRound(jobs: ClientJob[], serverPid: number, what: string): Promise<Round> {
+async function runRound(jobs: ClientJob[], serverPid: number, what: string, profiling = false): Promise<Round> {
   const children = jobs.map((job) => forkScript('client.ts', [JSON.stringify(job)]));
   let readyCount = 0;
   let release!: () => void;
@@ -111,6 +113,8 @@ async function runRound(jobs: ClientJob[], serverPid: number, what: string): Pro
   let cpuAtStart = NaN;
   let rssAtStart = NaN;
   let peakResettable = false;
+  let windowStart = 0n;
+  let mainAtStart = NaN;
   try {
     const answers = children.map((child, i) =>
       answerOf<ClientResult>(child, `${what}, client ${i + 1}`, {
@@ -119,6 +123,8 @@ async function runRound(jobs: ClientJob[], serverPid: number, what: string): Pro
             peakResettable = resetPeakRss(serverPid);
             rssAtStart = currentRss(serverPid);
             cpuAtStart = cpuSeconds(serverPid);
+            mainAtStart = cpuSeconds(serverPid, serverPid);
+            windowStart = process.hrtime.bigint() / 1000n;
             release();
           }
           return allReady;
@@ -128,7 +134,10 @@ async function runRound(jobs: ClientJob[], serverPid: number, what: string): Pro
     // A client that fails before it is ready (warm-up, hashing) would keep the others waiting.
     for (const answer of answers) answer.catch((err: unknown) => abort(err instanceof Error ? err : new Error(String(err))));
     const settled = await Promise.allSettled(answers);
+    // The monotonic clock --cpu-prof stamps its samples with: to look at the measured part alone.
+    if (profiling) process.stderr.write(`${what}: measured part from ${windowStart} to ${process.hrtime.bigint() / 1000n} µs (CLOCK_MONOTONIC)\n`);
     const serverCpu = cpuSeconds(serverPid) - cpuAtStart;
+    const serverMainCpu = cpuSeconds(serverPid, serverPid) - mainAtStart;
     // Without a reset (not allowed here) this is the peak since the server started.
     const serverPeakRss = peakRss(serverPid);
     if (!peakResettable) process.stderr.write(`${what}: the server's peak RSS could not be reset: the peak since it started is shown\n`);
@@ -160,6 +169,7 @@ async function runRound(jobs: ClientJob[], serverPid: number, what: string): Pro
       mbps: mbps(bytes, wallSeconds),
       perClientMbps: results.map((r) => (r.uploadError ? 0 : mbps(r.bytes, r.seconds))),
       serverCpu,
+      serverMainCpu,
       clientsCpu: results.reduce((sum, r) => sum + r.cpuSeconds, 0),
       serverPeakRss,
       serverRssAtStart: rssAtStart,
@@ -230,7 +240,7 @@ export async function concurrentUploads(options: ConcurrentOptions, deps: Concur
     mkdirSync(ceilingDir);
 
     log(`this server: ${clients} clients at once ${round}`);
-    const r = await runRound(jobsFor('repo'), repo.started.pid, `this server ${round}`);
+    const r = await runRound(jobsFor('repo'), repo.started.pid, `this server ${round}`, cpuProfDir !== null);
     runs.repo.push(r);
     for (const result of r.results) if (result.artifactId) await sdk.deleteArtifact(model.id, result.artifactId);
     leftInStorage.push(bytesUnder(join(repoDir, 'artifacts')));
@@ -297,6 +307,7 @@ export async function concurrentUploads(options: ConcurrentOptions, deps: Concur
       'every round: aggregate MB/s (server CPU s), in order:',
       `  ceiling      ${runs.ceiling.map((x) => `${x.mbps.toFixed(0)} (${x.serverCpu.toFixed(2)})`).join(', ')}`,
       `  this server  ${runs.repo.map((x) => `${x.mbps.toFixed(0)} (${x.serverCpu.toFixed(2)})`).join(', ')}`,
+      `server CPU s in the median round, main thread / other threads: ceiling ${c.serverMainCpu.toFixed(2)} / ${(c.serverCpu - c.serverMainCpu).toFixed(2)}, this server ${r.serverMainCpu.toFixed(2)} / ${(r.serverCpu - r.serverMainCpu).toFixed(2)}`,
       `this server's RSS: idle after start ${mb(idleRss)}; at the start of each round (after the warm-ups) ${runs.repo.map((x) => mb(x.serverRssAtStart)).join(', ')}; peak in each round ${runs.repo.map((x) => mb(x.serverPeakRss)).join(', ')}`,
       `request body bytes sent to this server per round: ${runs.repo.map((x) => x.bodyBytesSent).join(', ')} (files: ${clients * size})`,
       `left in this server's storage after each round's deletions: ${leftInStorage.map((b) => `${b} bytes`).join(', ')}`,

@@ -8,7 +8,16 @@ import { open, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DIRECT_ALIGN, DIRECT_BUFFER_BYTES, directIoWorks, stopDirectIo, takeAlignedBuffer, writeAligned } from '../../server/src/storage/direct-io.ts';
+import {
+  alignedBufferPool,
+  DIRECT_ALIGN,
+  DIRECT_BUFFER_BYTES,
+  directIoWorks,
+  stopDirectIo,
+  takeAlignedBuffer,
+  trimAlignedBuffers,
+  writeAligned,
+} from '../../server/src/storage/direct-io.ts';
 
 type Call = { offset: number; length: number; position: number };
 
@@ -49,6 +58,33 @@ describe('direct I/O helpers', () => {
     expect(c.bytes.buffer === b.bytes.buffer && c.bytes.byteOffset === b.bytes.byteOffset).toBe(true);
     a.release();
     c.release();
+  });
+
+  it('keeps every released buffer for reuse, however many were in use at once, and drops blocks only once they are idle', () => {
+    const before = alignedBufferPool();
+    // More than the 16 free buffers the pool used to keep: with 40 chunks in flight, every dip
+    // dropped buffers and the next rise allocated new blocks.
+    const first = Array.from({ length: 40 }, () => takeAlignedBuffer());
+    const grown = alignedBufferPool();
+    expect(grown.inUse).toBe(before.inUse + 40);
+    for (const b of first) b.release();
+    expect(alignedBufferPool()).toMatchObject({ blocks: grown.blocks, inUse: before.inUse });
+    const again = Array.from({ length: 40 }, () => takeAlignedBuffer());
+    expect(alignedBufferPool().blocks).toBe(grown.blocks); // all reused: no new block
+    expect(new Set(again.map((b) => b.bytes)).size).toBe(40); // still distinct buffers
+
+    // Half back: the buffers still in use come from the oldest blocks, so the newest fall idle.
+    for (const b of again.slice(20)) b.release();
+    expect(trimAlignedBuffers(60_000)).toBe(0); // not idle long enough
+    const dropped = trimAlignedBuffers(0);
+    expect(dropped).toBeGreaterThan(0);
+    expect(alignedBufferPool().blocks).toBe(grown.blocks - dropped);
+    // The ones in use are untouched and still writable; released later, they go back to their blocks.
+    for (const b of again.slice(0, 20)) b.bytes.fill(1);
+    for (const b of again.slice(0, 20)) b.release();
+    expect(alignedBufferPool().inUse).toBe(before.inUse);
+    trimAlignedBuffers(0);
+    expect(alignedBufferPool().blocks).toBe(1);
   });
 
   it('writes the aligned part through the direct handle and the unaligned tail through the page cache', async () => {

@@ -22,8 +22,11 @@ import { WRITABLE } from './upload-session-sql.ts';
  * - the hash-wasm state saved in the session row (`hash_state`, `hashed_chunks`), which survives
  *   crashes and serves any process. WebAssembly SHA-256 costs ~4× the CPU of node:crypto, so it
  *   is not kept in step while chunks stream in (that CPU would come out of the transfer): it
- *   catches up on the `saved` thread, at the lowest CPU priority, once the session has had no new
- *   chunk for a second, or once it lags a whole SAVE_LAG_BYTES behind. A completion that finds it
+ *   catches up on the `saved` thread, at the lowest CPU priority, once the session is quiet here
+ *   (no new chunk for a second and none streaming into this process), or once it lags a whole
+ *   SAVE_LAG_BYTES behind. A busy server's uploads each get chunks more than a second apart while
+ *   more are streaming: "no new chunk for a second" alone let the catching up run through their
+ *   transfers, at 4× the CPU of the running digest. A completion that finds it
  *   behind resumes it when little is missing, else hashes the file once with node:crypto
  *   (UploadService.digest). The conditional update lets one process win each step when several
  *   fold the same session.
@@ -50,8 +53,8 @@ export class PrefixFolder {
     private readonly deps: ServiceDeps,
     private readonly threads: { running: HashThread; saved: HashThread },
     private readonly enabled: boolean,
-    /** Whether this process is receiving chunk `index` of the session right now. */
-    private readonly receiving: (sessionId: string, index: number) => boolean = () => false,
+    /** Whether this process is receiving chunk `index` of the session right now (without `index`: any chunk of it). */
+    private readonly receiving: (sessionId: string, index?: number) => boolean = () => false,
   ) {}
 
   /**
@@ -77,12 +80,18 @@ export class PrefixFolder {
   /**
    * (Re)starts the session's quiet timer: the saved state catches up once no chunk was recorded
    * for SAVE_WHEN_IDLE_MS (measured from the chunks, not from the folds, which may lag behind
-   * while the hash thread is busy).
+   * while the hash thread is busy) and none is streaming into this process; while one is, the
+   * timer starts over (its chunk kicks it again when it is recorded; one that fails does not, and
+   * then the timer is what saves).
    */
   private saveWhenQuiet(sessionId: string): void {
     clearTimeout(this.saveTimers.get(sessionId));
     const timer = setTimeout(() => {
       this.saveTimers.delete(sessionId);
+      if (this.receiving(sessionId)) {
+        if (!this.closed.has(sessionId)) this.saveWhenQuiet(sessionId);
+        return;
+      }
       const entry = this.memory.get(sessionId);
       if (entry) entry.savedKick = entry.next;
       this.kickSave(sessionId);

@@ -62,9 +62,11 @@ export class InFlightWriters {
   /** Sessions this process is completing or aborting: new chunks for them are refused. */
   private readonly closing = new Set<string>();
 
-  /** Whether this process is receiving chunk `index` of the session right now. */
-  receiving(sessionId: string, index: number): boolean {
-    return this.writes.get(sessionId)?.has(index) ?? false;
+  /** Whether this process is receiving chunk `index` of the session right now (without `index`: any chunk of it). */
+  receiving(sessionId: string, index?: number): boolean {
+    const writes = this.writes.get(sessionId);
+    if (!writes) return false;
+    return index === undefined ? writes.size > 0 : writes.has(index);
   }
 
   /** Whether a completion or abort in this process keeps new chunks of the session out. */

@@ -32,8 +32,8 @@ export const DIRECT_BUFFER_BYTES = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
 /** Buffers per WebAssembly.Memory (each Memory reserves address space of its own; few, larger ones). */
 const BUFFERS_PER_BLOCK = 8;
-/** Free buffers kept for reuse; more than this many are dropped (with their whole block when unused). */
-const MAX_FREE_BUFFERS = 16;
+/** How long the pool must have had whole blocks free before they are dropped (see trimAlignedBuffers). */
+const TRIM_AFTER_MS = 30_000;
 
 /** `O_DIRECT` where the platform has it (Linux), else undefined. */
 export const O_DIRECT: number | undefined = (fsConstants as Record<string, number | undefined>).O_DIRECT;
@@ -44,29 +44,92 @@ export interface AlignedBuffer {
   release(): void;
 }
 
-const free: Buffer[] = [];
+/** One WebAssembly.Memory cut into BUFFERS_PER_BLOCK buffers, and those of them not in use. */
+interface Block {
+  readonly id: number;
+  readonly free: Buffer[];
+  /** Since when every buffer of the block is free (Date.now()), or null. */
+  idleSince: number | null;
+}
+
+/** Oldest first. A block is dropped only as a whole (its Memory is freed once nothing refers to it). */
+const blocks: Block[] = [];
+let nextBlockId = 0;
+let inUse = 0;
+let trimTimer: NodeJS.Timeout | null = null;
 
 /**
- * Takes a buffer from the pool (allocating a block of them when the pool is empty). The pool keeps
- * up to MAX_FREE_BUFFERS buffers; their memory stays resident, which is the point: reused memory
- * is warm, fresh memory costs page faults.
+ * Takes a buffer from the pool, allocating a block of them when none is free. Released buffers are
+ * all kept for reuse, so the pool holds as many as were ever in use at once (one per chunk being
+ * received: 64 MiB with 64 chunks in flight), and reused memory is warm (fresh memory costs page
+ * faults). Buffers come from the oldest block that has one free, so that with less traffic the
+ * newer blocks fall entirely free and trimAlignedBuffers can drop them. (Keeping only a fixed
+ * number of free buffers instead dropped single buffers of blocks still in use: with more chunks
+ * in flight than that number, every dip in traffic dropped buffers and every rise allocated new
+ * blocks, and the half-used blocks piled up until garbage collection: 115 MB of blocks for 64
+ * chunks in flight.)
  */
 export function takeAlignedBuffer(): AlignedBuffer {
-  if (free.length === 0) {
+  let block = blocks.find((b) => b.free.length > 0);
+  if (!block) {
     const memory = new WebAssembly.Memory({ initial: (DIRECT_BUFFER_BYTES * BUFFERS_PER_BLOCK) / WASM_PAGE });
-    const block = Buffer.from(memory.buffer);
-    for (let i = BUFFERS_PER_BLOCK - 1; i >= 0; i--) free.push(block.subarray(i * DIRECT_BUFFER_BYTES, (i + 1) * DIRECT_BUFFER_BYTES));
+    const whole = Buffer.from(memory.buffer);
+    const free: Buffer[] = [];
+    for (let i = BUFFERS_PER_BLOCK - 1; i >= 0; i--) free.push(whole.subarray(i * DIRECT_BUFFER_BYTES, (i + 1) * DIRECT_BUFFER_BYTES));
+    block = { id: nextBlockId++, free, idleSince: null };
+    blocks.push(block);
   }
-  const bytes = free.pop()!;
+  const bytes = block.free.pop()!;
+  block.idleSince = null;
+  const owner = block;
+  inUse++;
   let released = false;
   return {
     bytes,
     release: () => {
       if (released) return;
       released = true;
-      if (free.length < MAX_FREE_BUFFERS) free.push(bytes);
+      inUse--;
+      owner.free.push(bytes);
+      if (owner.free.length === BUFFERS_PER_BLOCK) {
+        owner.idleSince = Date.now();
+        scheduleTrim();
+      }
     },
   };
+}
+
+/** While blocks beyond the first are entirely free, looks again every TRIM_AFTER_MS and drops those idle that long. */
+function scheduleTrim(): void {
+  if (trimTimer) return;
+  trimTimer = setTimeout(() => {
+    trimTimer = null;
+    trimAlignedBuffers();
+    if (blocks.some((b, i) => i > 0 && b.idleSince !== null)) scheduleTrim();
+  }, TRIM_AFTER_MS);
+  trimTimer.unref();
+}
+
+/**
+ * Drops every block but the first whose buffers have all been free for `idleMs` (a burst of
+ * uploads is over: its memory goes back once garbage collection frees the blocks); returns the
+ * number dropped. Runs on a timer after traffic fell; exported for tests.
+ */
+export function trimAlignedBuffers(idleMs = TRIM_AFTER_MS, now = Date.now()): number {
+  let dropped = 0;
+  for (let i = blocks.length - 1; i > 0; i--) {
+    const { idleSince } = blocks[i]!;
+    if (idleSince !== null && now - idleSince >= idleMs) {
+      blocks.splice(i, 1);
+      dropped++;
+    }
+  }
+  return dropped;
+}
+
+/** The pool's size: blocks allocated, buffers free in them and buffers in use (for tests and diagnostics). */
+export function alignedBufferPool(): { blocks: number; free: number; inUse: number } {
+  return { blocks: blocks.length, free: blocks.reduce((sum, b) => sum + b.free.length, 0), inUse };
 }
 
 const probes = new Map<string, Promise<boolean>>();
