@@ -51,6 +51,15 @@ export const Organization = defineEntity({
     id: id(),
     slug: p.string().length(LIMITS.slug).unique(),
     name: p.string().length(LIMITS.name),
+    /**
+     * Bumped by database triggers (see the organization listing migrations) whenever a product of
+     * the organization (or a version or artifact of one), a membership of the organization or of
+     * one of its spaces, or a grant on one of its products changes: everything an organization
+     * listing's total depends on, for any caller. A total cached under it is exact while it holds.
+     */
+    listing_version: p.bigint('number').default(0),
+    /** PostgreSQL: the transaction that last bumped listing_version (each bumps it once); unused on SQLite. */
+    listing_xact: p.bigint('number').nullable(),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
@@ -192,6 +201,11 @@ export const Product = defineEntity({
   properties: {
     id: id(),
     space: p.manyToOne(Space),
+    /**
+     * The space's organization, copied by database triggers on insert and whenever the space
+     * changes (never written by the app): the organization listing's index starts with it.
+     */
+    organization_id: p.uuid().nullable(),
     slug: p.string().length(LIMITS.slug),
     name: p.string().length(LIMITS.name),
     description: p.string().length(LIMITS.description).nullable(),
@@ -231,6 +245,8 @@ export const Product = defineEntity({
   uniques: [{ properties: ['space', 'slug'] }],
   indexes: [
     { properties: ['space', 'is_archived', 'updated_at', 'id'] },
+    // The organization listing in order with or without archived products (is_archived filters inside the index).
+    { properties: ['organization_id', 'updated_at', 'id', 'is_archived'] },
     { properties: ['updated_at', 'id'] },
     { properties: ['model_family'] },
     { properties: ['deployment_status'] },
