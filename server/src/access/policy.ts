@@ -16,6 +16,9 @@ import {
   ProductGrant,
   Space,
   SpaceMembership,
+  ORGANIZATION_ROLES,
+  PRODUCT_GRANT_ACCESS,
+  SPACE_ROLES,
   type OrganizationRole,
   type Caller,
 } from '../persistence/entities.ts';
@@ -346,4 +349,116 @@ export async function visibleProductsInOrgFilter(em: Em, user: Caller, organizat
   const productIds = await individuallyReachableProductIdsInOrg(em, user, organization, spaceIds);
   if (productIds.length === 0) return { space: { $in: spaceIds } };
   return { $or: [{ space: { $in: spaceIds } }, { id: { $in: productIds } }] };
+}
+
+// ─── the organization listing: the caller's scope in one statement, visibility as SQL ────
+//
+// A product is visible when the best of its levels (levels.ts takes the best of independent
+// terms) reaches 'view': so it is visible exactly when the caller's organization role alone, or
+// their role on its space alone, or their grant on it alone, or being its creator, gives 'view'.
+// The role names below are read off accessLevels(), which stays the one place of the rules.
+
+const viewsAlone = (roles: Parameters<typeof accessLevels>[0]) => atLeastProduct(accessLevels(roles).product, 'view');
+/** Organization roles that see every product of the organization (owner, admin). */
+const ORG_ROLES_SEEING_ALL = ORGANIZATION_ROLES.filter((r) => viewsAlone({ organizationRole: r }));
+/** Space roles that see the space's products (all of them). */
+const SPACE_ROLES_VIEWING = SPACE_ROLES.filter((r) => viewsAlone({ spaceRole: r }));
+/** Grants that show their product (view, edit). */
+const GRANTS_VIEWING = PRODUCT_GRANT_ACCESS.filter((a) => viewsAlone({ grant: a }));
+const CREATOR_VIEWS = viewsAlone({ creator: true });
+
+/** `column in ('a', 'b')` for constant role names; a condition that is false for none. */
+function inNames(column: string, names: readonly string[]): string {
+  return names.length === 0 ? '1 = 0' : `${column} in (${names.map((n) => `'${n}'`).join(', ')})`;
+}
+
+const VIEWING_MEMBERSHIP = (alias: string, space: string) =>
+  `select 1 from space_memberships ${alias} where ${alias}.space_id = ${space} and ${alias}.user_id = ? and ${inNames(`${alias}.role`, SPACE_ROLES_VIEWING)}`;
+
+/**
+ * One statement: the organization, its listing_version, the caller's organization role, whether
+ * they hold any space role in it (organization access), and — unless their organization role
+ * shows everything — how many products they reach individually (a viewing grant, or being the
+ * creator) outside the spaces they view. The last is small by nature, and stops at the first
+ * created product (index (created_by_id, organization_id, space_id)).
+ */
+const ORGANIZATION_SCOPE_SQL =
+  'select o.id as org_id, o.slug as org_slug, o.name as org_name, o.listing_version as org_listing_version, om.role as org_role, ' +
+  '(select count(*) from space_memberships sm join spaces s on s.id = sm.space_id where sm.user_id = ? and s.organization_id = o.id) as space_roles, ' +
+  `case when ${inNames('om.role', ORG_ROLES_SEEING_ALL)} then 0 else ` +
+  '(select count(*) from product_grants g join products gp on gp.id = g.product_id ' +
+  `where g.user_id = ? and gp.organization_id = o.id and ${inNames('g.access', GRANTS_VIEWING)} and not exists (${VIEWING_MEMBERSHIP('gm', 'gp.space_id')}))` +
+  (CREATOR_VIEWS
+    ? ' + (select count(*) from (select 1 as one from products cp where cp.created_by_id = ? and cp.organization_id = o.id ' +
+      `and not exists (${VIEWING_MEMBERSHIP('cm', 'cp.space_id')}) limit 1) c)`
+    : '') +
+  ' end as individual ' +
+  'from organizations o left join organization_memberships om on om.organization_id = o.id and om.user_id = ? where o.slug = ?';
+
+interface OrganizationScopeRow {
+  org_id: string;
+  org_slug: string;
+  org_name: string;
+  org_listing_version: number | string;
+  org_role: OrganizationRole | null;
+  space_roles: number | string;
+  individual: number | string;
+}
+
+/** An organization listing's visibility: a condition over `products p` (see ListingSql in summaries.ts). */
+export interface OrganizationListingScope {
+  organization: { id: string; slug: string; name: string };
+  /** Bumped by the database on every change to what any listing of the organization shows or counts. */
+  listing_version: number;
+  /** `sql` over alias `p`, `?` placeholders, `params` in order; one of three fixed texts. */
+  visible: { sql: string; params: unknown[] };
+  /**
+   * Everything the listing's total depends on besides the filters: the organization's
+   * listing_version (memberships, grants and products all bump it), and who asks: every caller
+   * whose organization role shows everything sees the same listing.
+   */
+  countScope: string;
+}
+
+/** Owner/admin: every product of the organization, in the order of the index (organization_id, updated_at, id, is_archived). */
+const VISIBLE_ALL = 'p.organization_id = ?';
+/**
+ * Products of the spaces the caller views: a nested loop over their memberships, each an
+ * index-only range of (space_id, is_archived, updated_at, id).
+ */
+const VISIBLE_SPACES =
+  'p.space_id in (select sm.space_id from space_memberships sm join spaces s2 on s2.id = sm.space_id ' +
+  `where sm.user_id = ? and s2.organization_id = ? and ${inNames('sm.role', SPACE_ROLES_VIEWING)})`;
+/** The same, plus the products reached individually (grants, created ones) elsewhere in the organization. */
+const VISIBLE_SPACES_AND_INDIVIDUAL =
+  'p.organization_id = ? and (' +
+  `p.space_id in (select sm.space_id from space_memberships sm where sm.user_id = ? and ${inNames('sm.role', SPACE_ROLES_VIEWING)})` +
+  ` or p.id in (select g.product_id from product_grants g where g.user_id = ? and ${inNames('g.access', GRANTS_VIEWING)})` +
+  (CREATOR_VIEWS ? ' or p.created_by_id = ?' : '') +
+  ')';
+
+/**
+ * The organization listing's access check and visibility, from one statement: the same rules and
+ * the same 404 as requireOrganizationAccess + visibleProductsInOrgFilter (the ORM reference the
+ * tests compare it with), without reading the ids of the spaces or products it covers.
+ */
+export async function requireOrganizationListing(em: Em, user: Caller, slug: string): Promise<OrganizationListingScope> {
+  const params = [user.id, user.id, user.id, ...(CREATOR_VIEWS ? [user.id, user.id] : []), user.id, slug];
+  const [row] = await executeHot<OrganizationScopeRow>(em, 'organization_scope', ORGANIZATION_SCOPE_SQL, params);
+  if (!row || (!row.org_role && Number(row.space_roles) === 0)) throw orgNotFound(slug);
+  const organization = { id: row.org_id, slug: row.org_slug, name: row.org_name };
+  const version = Number(row.org_listing_version);
+  const seesAll = row.org_role !== null && ORG_ROLES_SEEING_ALL.includes(row.org_role);
+  const scope = (visible: { sql: string; params: unknown[] }, who: string): OrganizationListingScope => ({
+    organization,
+    listing_version: version,
+    visible,
+    countScope: `organization:${organization.id}:${version}:${who}`,
+  });
+  if (seesAll) return scope({ sql: VISIBLE_ALL, params: [organization.id] }, 'all');
+  if (Number(row.individual) === 0) return scope({ sql: VISIBLE_SPACES, params: [user.id, organization.id] }, `user:${user.id}`);
+  return scope(
+    { sql: VISIBLE_SPACES_AND_INDIVIDUAL, params: [organization.id, user.id, user.id, ...(CREATOR_VIEWS ? [user.id] : [])] },
+    `user:${user.id}`,
+  );
 }

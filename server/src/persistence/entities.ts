@@ -253,7 +253,8 @@ export const Product = defineEntity({
     { properties: ['model_task_type'] },
     { properties: ['risk_classification'] },
     { properties: ['product_type'] },
-    { properties: ['created_by'] },
+    // Also "has the caller created a product of the organization outside their spaces" (index-only).
+    { properties: ['created_by', 'organization_id', 'space'] },
   ],
   hooks: {
     beforeCreate: [({ entity }) => void (entity.search_text = productSearchText(entity))],

@@ -6,13 +6,12 @@ import { requireServingUrlScheme } from './input-rules.ts';
 import type { components, operations } from '../generated/api.ts';
 import { errors, type FieldError } from '../errors.ts';
 import {
-  requireOrganizationAccess,
+  requireOrganizationListing,
   requireProductEdit,
   requireProductView,
   requireSpaceView,
   requireSpaceWrite,
   type SpaceInfo,
-  visibleProductsInOrgFilter,
 } from '../access/index.ts';
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
@@ -236,10 +235,16 @@ export class ModelService {
     return page;
   }
 
+  /**
+   * An organization's models the caller may see: the access check and the visibility condition
+   * from one statement (requireOrganizationListing), the page from the listing's own path, the
+   * exact total cached under the organization's listing_version and the caller's scope. The ORM
+   * reference (requireOrganizationAccess + visibleProductsInOrgFilter through page()) gives the
+   * same bodies and totals; the tests hold the two together.
+   */
   async listOrganization(em: Em, user: Caller, slug: string, filters: ModelFilters): Promise<ModelPage> {
-    const { organization } = await requireOrganizationAccess(em, user, slug);
-    const visible = await visibleProductsInOrgFilter(em, user, organization);
-    return this.page(em, visible, filters);
+    const { visible, countScope } = await requireOrganizationListing(em, user, slug);
+    return this.page(em, visible, filters, { countScope });
   }
 
   async get(em: Em, user: Caller, productId: string): Promise<ModelSummary> {

@@ -94,6 +94,8 @@ export class Migration20261203163856 extends Migration {
     this.addSql(`alter table "products" add column "organization_id" uuid null;`);
     this.addSql(`update "products" set "organization_id" = s."organization_id" from "spaces" s where s."id" = "products"."space_id";`);
     this.addSql(`create index "products_organization_id_updated_at_id_is_archived_index" on "products" ("organization_id", "updated_at", "id", "is_archived");`);
+    this.addSql(`drop index "products_created_by_id_index";`);
+    this.addSql(`create index "products_created_by_id_organization_id_space_id_index" on "products" ("created_by_id", "organization_id", "space_id");`);
     this.addSql(`
       create function "set_product_organization"() returns trigger language plpgsql as $$
       begin
@@ -140,6 +142,8 @@ export class Migration20261203163856 extends Migration {
 
     this.addSql(`alter table "organizations" drop column "listing_version", drop column "listing_xact";`);
 
+    this.addSql(`drop index "products_created_by_id_organization_id_space_id_index";`);
+    this.addSql(`create index "products_created_by_id_index" on "products" ("created_by_id");`);
     this.addSql(`drop index "products_organization_id_updated_at_id_is_archived_index";`);
     this.addSql(`alter table "products" drop column "organization_id";`);
   }

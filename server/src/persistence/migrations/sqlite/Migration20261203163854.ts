@@ -56,6 +56,7 @@ export class Migration20261203163854 extends Migration {
     this.addSql(`alter table \`products\` add column \`organization_id\` text null;`);
     this.addSql('update `products` set `organization_id` = (select `organization_id` from `spaces` where `spaces`.`id` = `products`.`space_id`);');
     this.addSql(`create index \`products_organization_id_updated_at_id_is_archived_index\` on \`products\` (\`organization_id\`, \`updated_at\`, \`id\`, \`is_archived\`);`);
+    this.addSql('create index `products_created_by_id_organization_id_space_id_index` on `products` (`created_by_id`, `organization_id`, `space_id`);');
     this.addSql(`create trigger \`products_insert_set_organization\` after insert on \`products\` for each row begin ${SET_ORGANIZATION}; end;`);
     this.addSql(`create trigger \`products_update_set_organization\` after update of \`space_id\`, \`organization_id\` on \`products\` for each row begin ${SET_ORGANIZATION}; end;`);
     this.addSql('create trigger `spaces_update_move_products` after update of `organization_id` on `spaces` for each row when old.organization_id is not new.organization_id begin update `products` set `organization_id` = new.organization_id where `space_id` = new.id; end;');
@@ -75,6 +76,7 @@ export class Migration20261203163854 extends Migration {
     this.addSql('drop trigger if exists `spaces_update_move_products`;');
     this.addSql('drop trigger if exists `products_update_set_organization`;');
     this.addSql('drop trigger if exists `products_insert_set_organization`;');
+    this.addSql('drop index if exists `products_created_by_id_organization_id_space_id_index`;');
     this.addSql('drop index if exists `products_organization_id_updated_at_id_is_archived_index`;');
     this.addSql('alter table `products` drop column `organization_id`;');
     this.addSql('alter table `organizations` drop column `listing_xact`;');
