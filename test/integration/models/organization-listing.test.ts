@@ -108,34 +108,34 @@ for (const target of targets) {
       users.otherOwner = await app.bootstrap(OTHER_ORG, 'ol-other-space', 'other-owner@ol.test');
 
       users.admin = await app.createUser('admin@ol.test');
-      await app.addOrgMember(users.admin.email, ORG, 'admin');
+      await app.addOrgMember(users.admin!.email, ORG, 'admin');
       // Plain member: viewer in s1, editor in s2.
       users.member = await app.createUser('member@ol.test');
-      await app.addSpaceMember(users.member.email, 'ol-s1', 'viewer');
-      await app.addSpaceMember(users.member.email, 'ol-s2', 'editor');
+      await app.addSpaceMember(users.member!.email, 'ol-s1', 'viewer');
+      await app.addSpaceMember(users.member!.email, 'ol-s2', 'editor');
       // A space role in s3 and no organization membership at all.
       users.spaceOnly = await app.createUser('space-only@ol.test');
-      await app.addSpaceMember(users.spaceOnly.email, 'ol-s3', 'viewer');
-      await app.em().nativeDelete(OrganizationMembership, { user: users.spaceOnly.id });
+      await app.addSpaceMember(users.spaceOnly!.email, 'ol-s3', 'viewer');
+      await app.em().nativeDelete(OrganizationMembership, { user: users.spaceOnly!.id });
       // Organization member with no space role, one grant in s4 (and one in the other organization).
       users.granted = await app.createUser('granted@ol.test');
-      await app.addOrgMember(users.granted.email, ORG, 'member');
+      await app.addOrgMember(users.granted!.email, ORG, 'member');
       // A grant, no organization membership and no space role: no access to the organization.
       users.grantOnly = await app.createUser('grant-only@ol.test');
       // Created a model in s3 as an editor, then lost the role; keeps viewer in s1.
       users.creator = await app.createUser('creator@ol.test');
-      await app.addSpaceMember(users.creator.email, 'ol-s3', 'editor');
-      await app.addSpaceMember(users.creator.email, 'ol-s1', 'viewer');
+      await app.addSpaceMember(users.creator!.email, 'ol-s3', 'editor');
+      await app.addSpaceMember(users.creator!.email, 'ol-s1', 'viewer');
       // Member of the organization, nothing else.
       users.bare = await app.createUser('bare@ol.test');
-      await app.addOrgMember(users.bare.email, ORG, 'member');
+      await app.addOrgMember(users.bare!.email, ORG, 'member');
       users.outsider = await app.createUser('outsider@ol.test');
 
       // 40 models over the four spaces (and 3 in the other organization) with every attribute varied.
       const made: ModelSummary[] = [];
       for (let i = 0; i < 40; i++) {
         made.push(
-          await create(users.owner.key, SPACES[i % 4]!, {
+          await create(users.owner!.key, SPACES[i % 4]!, {
             name: `${['Alpha', 'Beta', 'Gamma', 'Delta', 'Epsilon'][i % 5]} model ${i}`,
             model_family: FAMILIES[i % 4],
             product_type: TYPES[i % 3],
@@ -145,22 +145,22 @@ for (const target of targets) {
           }),
         );
       }
-      for (let i = 0; i < 3; i++) await create(users.otherOwner.key, 'ol-other-space', { name: `Alpha outside ${i}`, model_family: 'genai' });
+      for (let i = 0; i < 3; i++) await create(users.otherOwner!.key, 'ol-other-space', { name: `Alpha outside ${i}`, model_family: 'genai' });
       // Archived ones, a version on some, and ties on updated_at (the order falls back to the id).
-      for (const m of made.filter((_, i) => i % 7 === 3)) expectOk(await app.request('PATCH', model(m.id), { key: users.owner.key, body: { is_archived: true } }));
-      for (const m of made.filter((_, i) => i % 5 === 1)) expectOk(await app.request('POST', versions(m.id), { key: users.owner.key, body: { version_type: 'major' } }), 201);
+      for (const m of made.filter((_, i) => i % 7 === 3)) expectOk(await app.request('PATCH', model(m.id), { key: users.owner!.key, body: { is_archived: true } }));
+      for (const m of made.filter((_, i) => i % 5 === 1)) expectOk(await app.request('POST', versions(m.id), { key: users.owner!.key, body: { version_type: 'major' } }), 201);
       const tie = new Date('2026-01-02T03:04:05.000Z');
       await app.em().nativeUpdate(Product, { id: { $in: made.slice(10, 16).map((m) => m.id) } }, { updated_at: tie });
 
-      const byCreator = await create(users.creator.key, 'ol-s3', { name: 'Alpha by the creator', model_family: 'genai' });
-      await app.em().nativeDelete(SpaceMembership, { user: users.creator.id, space: { slug: 'ol-s3' } });
-      await create(users.member.key, 'ol-s2', { name: 'Beta by the member', deployment_status: 'production' });
-      const otherOrgModel = expectOk<ModelSummary[]>(await app.request('GET', orgModels(OTHER_ORG), { key: users.otherOwner.key }))[0]!;
-      await app.grant(users.granted.email, made[3]!.id, 'view'); // s4, archived
-      await app.grant(users.granted.email, made[7]!.id, 'edit'); // s4
-      await app.grant(users.granted.email, otherOrgModel.id, 'view');
-      await app.grant(users.grantOnly.email, made[7]!.id, 'view');
-      await app.grant(users.member.email, made[1]!.id, 'view'); // s2: already visible through the space
+      const byCreator = await create(users.creator!.key, 'ol-s3', { name: 'Alpha by the creator', model_family: 'genai' });
+      await app.em().nativeDelete(SpaceMembership, { user: users.creator!.id, space: { slug: 'ol-s3' } });
+      await create(users.member!.key, 'ol-s2', { name: 'Beta by the member', deployment_status: 'production' });
+      const otherOrgModel = expectOk<ModelSummary[]>(await app.request('GET', orgModels(OTHER_ORG), { key: users.otherOwner!.key }))[0]!;
+      await app.grant(users.granted!.email, made[3]!.id, 'view'); // s4, archived
+      await app.grant(users.granted!.email, made[7]!.id, 'edit'); // s4
+      await app.grant(users.granted!.email, otherOrgModel.id, 'view');
+      await app.grant(users.grantOnly!.email, made[7]!.id, 'view');
+      await app.grant(users.member!.email, made[1]!.id, 'view'); // s2: already visible through the space
       expect(byCreator.space_slug).toBe('ol-s3');
     });
     afterAll(() => app?.close());
@@ -199,7 +199,7 @@ for (const target of targets) {
       const beforeGenai = await plain('owner', '?model_family=genai', { model_family: 'genai' });
 
       // A new model, through the API.
-      const fresh = await create(users.owner.key, 'ol-s4', { name: 'Zeta fresh', model_family: 'genai' });
+      const fresh = await create(users.owner!.key, 'ol-s4', { name: 'Zeta fresh', model_family: 'genai' });
       const afterCreate = await plain('owner');
       expect(afterCreate.total).toBe(before.total + 1);
       expect(afterCreate.items[0]!.id).toBe(fresh.id);
@@ -210,34 +210,34 @@ for (const target of targets) {
       expect((await plain('owner', '?model_family=genai', { model_family: 'genai' })).total).toBe(beforeGenai.total);
 
       // Archived through the API: gone from the default listing.
-      expectOk(await app.request('PATCH', model(fresh.id), { key: users.owner.key, body: { is_archived: true } }));
+      expectOk(await app.request('PATCH', model(fresh.id), { key: users.owner!.key, body: { is_archived: true } }));
       expect((await plain('owner')).total).toBe(before.total);
 
       // The bare member gains a space role, then loses it.
       expect((await plain('bare')).total).toBe(0);
-      await app.addSpaceMember(users.bare.email, 'ol-s4', 'viewer');
+      await app.addSpaceMember(users.bare!.email, 'ol-s4', 'viewer');
       const withRole = await plain('bare');
       expect(withRole.total).toBeGreaterThan(0);
       expect(new Set(withRole.items.map((m) => m.space_slug))).toEqual(new Set(['ol-s4']));
-      await app.em().nativeDelete(SpaceMembership, { user: users.bare.id });
+      await app.em().nativeDelete(SpaceMembership, { user: users.bare!.id });
       expect((await plain('bare')).total).toBe(0);
 
       // A grant, then its removal.
       const target = before.items.find((m) => m.space_slug === 'ol-s3')!;
-      await app.grant(users.bare.email, target.id, 'view');
+      await app.grant(users.bare!.email, target.id, 'view');
       expect((await plain('bare')).items.map((m) => m.id)).toEqual([target.id]);
-      await app.em().nativeDelete(ProductGrant, { user: users.bare.id });
+      await app.em().nativeDelete(ProductGrant, { user: users.bare!.id });
       expect((await plain('bare')).total).toBe(0);
 
       // Promoted to admin: everything; back to member: nothing.
-      await app.addOrgMember(users.bare.email, ORG, 'admin');
+      await app.addOrgMember(users.bare!.email, ORG, 'admin');
       expect((await plain('bare')).total).toBe(before.total);
-      await app.addOrgMember(users.bare.email, ORG, 'member');
+      await app.addOrgMember(users.bare!.email, ORG, 'member');
       expect((await plain('bare')).total).toBe(0);
 
       // Leaving the organization: 404.
-      await app.em().nativeDelete(OrganizationMembership, { user: users.bare.id });
-      expectProblem(await app.request('GET', orgModels(ORG), { key: users.bare.key }), 404, 'not_found');
+      await app.em().nativeDelete(OrganizationMembership, { user: users.bare!.id });
+      expectProblem(await app.request('GET', orgModels(ORG), { key: users.bare!.key }), 404, 'not_found');
       await plain('bare');
 
       // A product moved to another space behind the server carries its new organization.
