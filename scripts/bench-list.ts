@@ -3,8 +3,11 @@
  *
  * 1. A fresh PostgreSQL database (DATABASE_URL_TEST's server, else postgres://postgres@127.0.0.1:5432),
  *    migrated, dropped at the end.
- * 2. 100,000 models over 10 spaces, seeded with multi-row INSERTs (plus a version for a third of
- *    them), `search_text` from productSearchText like the server writes it; then VACUUM ANALYZE.
+ * 2. One organization with 1,000 spaces and 100,000 models, seeded with multi-row INSERTs (plus a
+ *    version for a third of them), `search_text` from productSearchText like the server writes it;
+ *    bench-3, the space of the space cases, holds every 10th model (10,000), the others ~90 each;
+ *    the owner bench@localhost, and member@localhost (organization role `member`, viewer or
+ *    editor in 50 of the spaces); then VACUUM ANALYZE.
  * 3. The server in this process (createApp, response validation off and LOG_LEVEL=warn, as in
  *    production); autocannon in a child process (the other core), 32 connections, ~10 s per case:
  *    the space listing with limit 50 answered by the listing cache — plain, with `q`, with two
@@ -12,13 +15,16 @@
  *    over 0–5,000, and random filter combinations — from a server whose listing cache keeps totals
  *    but no pages (what the cache does when no request repeats another); a trivial Express JSON
  *    endpoint as the ceiling; for reference (no target), the plain listing from an app without the
- *    listing cache at all (LISTING_CACHE_BYTES=0: every request renders its page and counts).
+ *    listing cache at all (LISTING_CACHE_BYTES=0: every request renders its page and counts);
+ *    the `organization` listing for the owner and for the member, plain / q / two filters, every
+ *    request drawn anew (skip, and the q term or filter combination).
  * 4. A table of requests/s, p50/p99 latency, this process's CPU time per request and PostgreSQL's (its
  *    backends' CPU time from /proc), checked
  *    against the targets: cache hits p99 < 50 ms and ≥ 30% of the ceiling's requests/s; uncached
  *    p99 < 50 ms and ≥ 15%.
  *
- * BENCH_DURATION_SECONDS (10) and BENCH_MODELS (100000) change the run; BENCH_EXPLAIN=1 prints
+ * BENCH_DURATION_SECONDS (10) and BENCH_MODELS (100000) change the run; BENCH_ONLY=word runs only
+ * the cases whose name contains it (e.g. `organization`); BENCH_KEEP_DATABASE=1 keeps the database; BENCH_EXPLAIN=1 prints
  * EXPLAIN ANALYZE of every statement one listing request runs; BENCH_PROFILE=/tmp/p writes a V8
  * CPU profile of each listing case (/tmp/p.<n>.cpuprofile, open in Chrome DevTools).
  */
@@ -35,8 +41,8 @@ import { createApp } from '../server/src/app.ts';
 import { loadConfig } from '../server/src/config.ts';
 import { createLogger } from '../server/src/logger.ts';
 import { openOrm, type Orm } from '../server/src/persistence/orm.ts';
-import { Product, ProductVersion, productSearchText } from '../server/src/persistence/entities.ts';
-import { bootstrap, createSpace } from '../server/src/services/admin.ts';
+import { Product, ProductVersion, Space, SpaceMembership, productSearchText } from '../server/src/persistence/entities.ts';
+import { addOrgMember, bootstrap, createApiKey, createUser } from '../server/src/services/admin.ts';
 import { openBlobStore } from '../server/src/storage/index.ts';
 import { storageOptions } from '../server/src/services/index.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
@@ -46,7 +52,12 @@ import { ModelService } from '../server/src/services/models.ts';
 import { pathSource, type LoadRequests, type LoadSpec } from './bench-list-load.ts';
 
 const MODELS = Number(process.env.BENCH_MODELS ?? 100_000);
-const SPACES = 10;
+/** One organization, `bench`, with spaces bench-1 … bench-1000. */
+const SPACES = 1000;
+/** bench-3 (the space listing's cases) holds every 10th model: 10,000 of 100,000. */
+const BIG_SPACE = 2;
+/** The organization member's spaces: every 20th (bench-20, bench-40, …, bench-1000), viewer and editor in turn. */
+const MEMBER_SPACES = Array.from({ length: 50 }, (_, k) => 20 * (k + 1) - 1);
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
 const CONNECTIONS = 32;
 const BATCH = 1000;
@@ -54,6 +65,7 @@ const BATCH = 1000;
 const TARGETS = {
   cached: { p99: 50, share: 0.3 },
   uncached: { p99: 50, share: 0.15 },
+  organization: { p99: 100, share: 0.1 },
 } as const;
 type TargetKind = keyof typeof TARGETS;
 /** The informational case: no target applies. */
@@ -91,12 +103,13 @@ function rng(seed: number) {
   };
 }
 
-async function seed(orm: Orm, spaceIds: string[], ownerId: string): Promise<void> {
+async function seed(orm: Orm, organizationId: string, spaceIds: string[], ownerId: string): Promise<void> {
   const random = rng(42);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const start = Date.now();
   const epoch = Date.UTC(2025, 0, 1);
   const span = Date.UTC(2026, 10, 1) - epoch;
+  const otherSpaces = spaceIds.map((_, k) => k).filter((k) => k !== BIG_SPACE);
   let versions = 0;
   for (let offset = 0; offset < MODELS; offset += BATCH) {
     const products: Record<string, unknown>[] = [];
@@ -108,7 +121,8 @@ async function seed(orm: Orm, spaceIds: string[], ownerId: string): Promise<void
       const updated = new Date(created.getTime() + Math.floor(random() * 30 * 86_400_000));
       const row = {
         id: randomUUID(),
-        space: spaceIds[i % SPACES]!,
+        space: spaceIds[i % 10 === 0 ? BIG_SPACE : otherSpaces[i % otherSpaces.length]!]!,
+        organization_id: organizationId,
         slug: name.toLowerCase().replace(/[^a-z0-9]+/g, '-'),
         name,
         description: `${name}: ${pick(TASKS)} model maintained by ${pick(PROVIDERS)}.`,
@@ -146,13 +160,56 @@ async function seed(orm: Orm, spaceIds: string[], ownerId: string): Promise<void
         });
       }
     }
-    const em = orm.em.fork();
-    await em.insertMany(Product, products as never[]);
-    if (productVersions.length > 0) await em.insertMany(ProductVersion, productVersions as never[]);
+    // Seeding only: the rows carry organization_id themselves and the listing versions may stay
+    // at 0 (nothing is cached yet), so the per-row triggers (and FK checks) are skipped.
+    await orm.em.fork().transactional(async (em) => {
+      await em.execute('set local session_replication_role = replica');
+      await em.insertMany(Product, products as never[]);
+      if (productVersions.length > 0) await em.insertMany(ProductVersion, productVersions as never[]);
+    });
     if ((offset / BATCH) % 20 === 19) process.stderr.write(`  seeded ${offset + BATCH} models\n`);
   }
   await orm.em.fork().execute('vacuum analyze');
   process.stderr.write(`seeded ${MODELS} models and ${versions} versions in ${((Date.now() - start) / 1000).toFixed(1)} s\n`);
+}
+
+/** bench-2 … bench-SPACES, in multi-row INSERTs (bench-1 comes with the bootstrap). */
+async function seedSpaces(orm: Orm, organizationId: string): Promise<string[]> {
+  const now = new Date();
+  const rows = Array.from({ length: SPACES - 1 }, (_, k) => ({
+    id: randomUUID(),
+    organization: organizationId,
+    slug: `bench-${k + 2}`,
+    name: `bench-${k + 2}`,
+    product_limit: null,
+    promotion_policy: 'none',
+    listing_version: 0,
+    listing_xact: null,
+    created_at: now,
+    updated_at: now,
+  }));
+  for (let k = 0; k < rows.length; k += BATCH) await orm.em.fork().insertMany(Space, rows.slice(k, k + BATCH) as never[]);
+  return rows.map((r) => r.id);
+}
+
+/** member@localhost: role `member` in the organization, viewer or editor in the MEMBER_SPACES, an API key. */
+async function seedMember(orm: Orm, spaceIds: string[]): Promise<{ api_key: string }> {
+  const email = 'member@localhost';
+  const user = await createUser(orm.em.fork(), { email });
+  await addOrgMember(orm.em.fork(), { email, org: 'bench', role: 'member' });
+  const now = new Date();
+  const rows = MEMBER_SPACES.map((k, n) => ({
+    id: randomUUID(),
+    space: spaceIds[k]!,
+    user: user.id,
+    role: n % 2 === 0 ? 'viewer' : 'editor',
+    created_at: now,
+    updated_at: now,
+  }));
+  await orm.em.fork().insertMany(SpaceMembership, rows as never[]);
+  await orm.em.fork().execute('analyze');
+  const { api_key } = await createApiKey(orm.em.fork(), { email, name: 'bench member' });
+  return { api_key };
 }
 
 // ─── load ────────────────────────────────────────────────────────────────────────────────
@@ -297,6 +354,34 @@ async function explainRequests(orm: Orm, requests: [string, string, Record<strin
   }
 }
 
+/**
+ * The organization rows: owner and member, plain / q / two filters, `skip` drawn anew per
+ * request (and the q term or filter combination with it). The member's ranges stay inside what
+ * they see (~4,400 models; ~220 per q term; ~140 per combination).
+ */
+function organizationCases(origin: string, owner: Record<string, string>, member: Record<string, string>): Case[] {
+  const path = '/api/v1.0/organizations/bench/model-repository/models?limit=50';
+  const terms = SUBJECTS.map((t) => `q=${encodeURIComponent(t.toLowerCase())}`);
+  const combos = FAMILIES.flatMap((f) => STATUSES.map((s) => `model_family=${f}&deployment_status=${s}`));
+  const cases: [string, Record<string, string>, string[] | null, number][] = [
+    ['owner', owner, null, 5000],
+    ['owner', owner, terms, 1000],
+    ['owner', owner, combos, 1000],
+    ['member of 50 spaces', member, null, 4000],
+    ['member of 50 spaces', member, terms, 150],
+    ['member of 50 spaces', member, combos, 100],
+  ];
+  return cases.map(([who, headers, choices, maxSkip], n) => ({
+    name:
+      `organization, ${who}, uncached: ` +
+      (choices === terms ? `q (${terms.length} terms), ` : choices === combos ? `2 filters (${combos.length} combinations), ` : '') +
+      `random skip 0–${maxSkip}`,
+    requests: { varied: choices ? { kind: 'pick', origin, path, seed: 10 + n, choices, maxSkip, step: 1 } : { kind: 'skip', origin, path, seed: 10 + n, maxSkip, step: 1 } },
+    headers,
+    target: 'organization',
+  }));
+}
+
 // ─── main ────────────────────────────────────────────────────────────────────────────────
 
 async function main(): Promise<void> {
@@ -311,9 +396,9 @@ async function main(): Promise<void> {
     orm = await openOrm({ databaseUrl: config.databaseUrl, logger });
 
     const setup = await bootstrap(orm.em.fork(), { org: 'bench', space: 'bench-1', email: 'bench@localhost' });
-    const spaceIds = [setup.space.id];
-    for (let s = 2; s <= SPACES; s++) spaceIds.push((await createSpace(orm.em.fork(), { org: 'bench', space: `bench-${s}` })).id);
-    await seed(orm, spaceIds, setup.user.id);
+    const spaceIds = [setup.space.id, ...(await seedSpaces(orm, setup.organization.id))];
+    await seed(orm, setup.organization.id, spaceIds, setup.user.id);
+    const member = await seedMember(orm, spaceIds);
 
     const q = 'churn';
 
@@ -382,7 +467,14 @@ async function main(): Promise<void> {
         target: 'uncached',
       },
       { name: REFERENCE, requests: { url: list.replace(origin, uncached.origin) }, headers: auth, target: null },
+      // The organization listing (no page cache; exact totals cached per organization
+      // listing_version, caller scope and filters), every request drawn anew: the owner sees
+      // every space (98,000 unarchived models), the member 50 spaces (~4,400).
+      ...organizationCases(pagesOff.origin, auth, { Authorization: `Bearer ${member.api_key}` }),
     ];
+    // BENCH_ONLY=word: only the cases whose name contains it (and the ceiling).
+    const only = process.env.BENCH_ONLY;
+    if (only) cases.splice(1, cases.length, ...cases.slice(1).filter((c) => c.name.includes(only)));
 
     // Sanity: the listing answers, with the page full and the headers set (a varied case: its first few requests).
     const sample = (c: Case): string[] => {
@@ -400,11 +492,19 @@ async function main(): Promise<void> {
         process.stderr.write(`${c.name}: ${body.length} items of ${res.headers.get('x-total-count')} (${url.replace(/^http:\/\/[^/]+/, '')})\n`);
         explained.push([c.name, url, c.headers]);
       }
+      // The deepest page a varied case asks for, and one past the end.
+      if ('varied' in c.requests && c.requests.varied.kind !== 'filters') {
+        const { varied } = c.requests;
+        const deepest = `${varied.origin}${pathSource({ ...varied, maxSkip: 0 })()}`.replace(/skip=0$/, `skip=${varied.maxSkip}`);
+        explained.push([`${c.name} (deepest skip)`, deepest, c.headers]);
+        explained.push([`${c.name} (past the end)`, deepest.replace(/skip=\d+$/, 'skip=200000'), c.headers]);
+      }
     }
     if (process.env.BENCH_EXPLAIN === '1') await explainRequests(orm, explained);
     // Warm up (JIT, pools), the cached and the uncached path.
-    await load('warm-up', cases[1]!.requests, auth).catch(() => undefined);
-    await load('warm-up', cases[4]!.requests, auth).catch(() => undefined);
+    for (const c of [cases.find((c) => c.target === 'cached'), cases.find((c) => c.target !== 'cached' && 'varied' in c.requests)]) {
+      if (c) await load('warm-up', c.requests, c.headers).catch(() => undefined);
+    }
 
     const results: (Result & { cpuMsPerRequest: number; dbCpuMsPerRequest: number | null; target: TargetKind | null })[] = [];
     for (const [index, c] of cases.entries()) {
@@ -461,7 +561,8 @@ async function main(): Promise<void> {
         `bench:list — ${MODELS.toLocaleString('en-US')} models over ${SPACES} spaces, PostgreSQL ${pgVersion}, Node ${process.version}, ` +
           `${os.cpus().length} × ${cpu}; autocannon ${CONNECTIONS} connections × ${DURATION} s per case`,
         `targets: cache hit p99 < ${TARGETS.cached.p99} ms and ≥ ${TARGETS.cached.share * 100}% of the ceiling's requests/s; ` +
-          `uncached p99 < ${TARGETS.uncached.p99} ms and ≥ ${TARGETS.uncached.share * 100}%`,
+          `uncached p99 < ${TARGETS.uncached.p99} ms and ≥ ${TARGETS.uncached.share * 100}%; ` +
+          `organization (uncached) p99 < ${TARGETS.organization.p99} ms and ≥ ${TARGETS.organization.share * 100}%`,
         '',
         line(header),
         `|${widths.map((w, c) => (c === 0 ? ':' : '') + '-'.repeat(w + 1) + (c === 0 ? '' : ':')).join('|')}|`,
@@ -473,7 +574,8 @@ async function main(): Promise<void> {
     console.log(missed.length === 0 ? '\nall targets met' : `\ntarget missed: ${missed.join('; ')}`);
   } finally {
     await orm?.close(true);
-    await db.drop();
+    if (process.env.BENCH_KEEP_DATABASE === '1') process.stderr.write(`kept the database: ${db.url}\n`);
+    else await db.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
