@@ -5,6 +5,8 @@
  * LoadSpec; the autocannon result goes to stdout as one JSON line.
  *
  * - `skip`: the listing at `path` with `skip` drawn uniformly over [0, maxSkip] in steps of `step`.
+ * - `pick`: the listing at `path` with one of `choices` (a query fragment, e.g. `q=churn` or two
+ *   filters) and `skip` as for `skip`, both drawn anew per request.
  * - `filters`: the listing at `path` with a random combination of filters (q from a word list,
  *   model_family, deployment_status, one or two types, risk_classification, model_task_type),
  *   at least one of them, each request drawn anew.
@@ -14,7 +16,8 @@ import { createRequire } from 'node:module';
 /** What the requests are: where they go and how each one's path is drawn. */
 export type LoadRequests = { origin: string; path: string; seed: number } & (
   | { kind: 'skip'; maxSkip: number; step: number }
-  | { kind: 'skip'; maxSkip: number; step: number } | { kind: 'filters'; words: string[]; families: string[]; statuses: string[]; types: string[]; risks: string[]; tasks: string[] }
+  | { kind: 'pick'; choices: string[]; maxSkip: number; step: number }
+  | { kind: 'filters'; words: string[]; families: string[]; statuses: string[]; types: string[]; risks: string[]; tasks: string[] }
 );
 
 export type LoadSpec = LoadRequests & { headers: Record<string, string>; connections: number; duration: number };
@@ -52,6 +55,11 @@ export function pathSource(spec: LoadRequests): () => string {
   if (spec.kind === 'skip') {
     const steps = Math.floor(spec.maxSkip / spec.step) + 1;
     return () => `${spec.path}${sep}skip=${Math.floor(random() * steps) * spec.step}`;
+  }
+  if (spec.kind === 'pick') {
+    const { choices } = spec;
+    const steps = Math.floor(spec.maxSkip / spec.step) + 1;
+    return () => `${spec.path}${sep}${pick(choices)}&skip=${Math.floor(random() * steps) * spec.step}`;
   }
   return () => {
     const query: string[] = [];

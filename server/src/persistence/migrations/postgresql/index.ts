@@ -12,7 +12,7 @@ import { Migration20261203132711 } from './Migration20261203132711.ts';
 import { Migration20261203133044 } from './Migration20261203133044.ts';
 import { Migration20261203135737 } from './Migration20261203135737.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
-import { Migration20261203163856 } from './Migration20261203163856.ts';
+import { Migration20261203171500 } from './Migration20261203171500.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
@@ -23,5 +23,5 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261203133044', class: Migration20261203133044 },
   { name: 'Migration20261203135737', class: Migration20261203135737 },
   { name: 'Migration20261203170000', class: Migration20261203170000 },
-  { name: 'Migration20261203163856', class: Migration20261203163856 },
+  { name: 'Migration20261203171500', class: Migration20261203171500 },
 ];

@@ -12,7 +12,7 @@ import { Migration20261203132709 } from './Migration20261203132709.ts';
 import { Migration20261203133042 } from './Migration20261203133042.ts';
 import { Migration20261203135732 } from './Migration20261203135732.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
-import { Migration20261203163854 } from './Migration20261203163854.ts';
+import { Migration20261203171500 } from './Migration20261203171500.ts';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261127093157', class: Migration20261127093157 },
@@ -23,5 +23,5 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261203133042', class: Migration20261203133042 },
   { name: 'Migration20261203135732', class: Migration20261203135732 },
   { name: 'Migration20261203170000', class: Migration20261203170000 },
-  { name: 'Migration20261203163854', class: Migration20261203163854 },
+  { name: 'Migration20261203171500', class: Migration20261203171500 },
 ];

@@ -46,7 +46,7 @@ const TRIGGERS: Record<string, { insert: string; update: string; delete: string 
 
 const SET_ORGANIZATION = 'update `products` set `organization_id` = (select `organization_id` from `spaces` where `id` = new.space_id) where `id` = new.id';
 
-export class Migration20261203163854 extends Migration {
+export class Migration20261203171500 extends Migration {
 
   override async up(): Promise<void> {
     this.addSql(`alter table \`organizations\` add column \`listing_version\` bigint not null default 0;`);
