@@ -29,24 +29,34 @@ import path from 'node:path';
 export const DIRECT_ALIGN = 4096;
 /** Size of one aligned buffer: bytes are written to the file a buffer at a time. */
 export const DIRECT_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Past this many DIRECT_BUFFER_BYTES buffers in use, writers get buffers of half the size: with
+ * many chunks in flight (64 with 16 clients × 4) each fills slowly, and memory, not the write
+ * count, is what grows. (A direct write costs ~80 µs of kernel time whatever its size on the
+ * bench VM, so 512 KiB writes for the bytes beyond add ~0.04 CPU s per GiB; 256 KiB ones cost
+ * 0.2 s more per GiB than 1 MiB ones.)
+ */
+const FULL_SIZE_LIMIT = 32;
 const WASM_PAGE = 64 * 1024;
-/** Buffers per WebAssembly.Memory (each Memory reserves address space of its own; few, larger ones). */
-const BUFFERS_PER_BLOCK = 8;
+/** Bytes per WebAssembly.Memory (each Memory reserves address space of its own; few, larger ones). */
+const BLOCK_BYTES = 8 * DIRECT_BUFFER_BYTES;
 /** How long the pool must have had whole blocks free before they are dropped (see trimAlignedBuffers). */
 const TRIM_AFTER_MS = 30_000;
 
 /** `O_DIRECT` where the platform has it (Linux), else undefined. */
 export const O_DIRECT: number | undefined = (fsConstants as Record<string, number | undefined>).O_DIRECT;
 
-/** A page-aligned buffer of DIRECT_BUFFER_BYTES from the shared pool; give it back with `release`. */
+/** A page-aligned buffer from the shared pool (DIRECT_BUFFER_BYTES, or half that when many are in use); give it back with `release`. */
 export interface AlignedBuffer {
   readonly bytes: Buffer;
   release(): void;
 }
 
-/** One WebAssembly.Memory cut into BUFFERS_PER_BLOCK buffers, and those of them not in use. */
+/** One WebAssembly.Memory of BLOCK_BYTES cut into buffers of `size`, and those of them not in use. */
 interface Block {
   readonly id: number;
+  readonly size: number;
+  readonly count: number;
   readonly free: Buffer[];
   /** Since when every buffer of the block is free (Date.now()), or null. */
   idleSince: number | null;
@@ -56,12 +66,13 @@ interface Block {
 const blocks: Block[] = [];
 let nextBlockId = 0;
 let inUse = 0;
+let fullSizeInUse = 0;
 let trimTimer: NodeJS.Timeout | null = null;
 
 /**
  * Takes a buffer from the pool, allocating a block of them when none is free. Released buffers are
  * all kept for reuse, so the pool holds as many as were ever in use at once (one per chunk being
- * received: 64 MiB with 64 chunks in flight), and reused memory is warm (fresh memory costs page
+ * received: 32 × 1 MiB + 32 × 512 KiB with 64 chunks in flight), and reused memory is warm (fresh memory costs page
  * faults). Buffers come from the oldest block that has one free, so that with less traffic the
  * newer blocks fall entirely free and trimAlignedBuffers can drop them. (Keeping only a fixed
  * number of free buffers instead dropped single buffers of blocks still in use: with more chunks
@@ -70,19 +81,22 @@ let trimTimer: NodeJS.Timeout | null = null;
  * chunks in flight.)
  */
 export function takeAlignedBuffer(): AlignedBuffer {
-  let block = blocks.find((b) => b.free.length > 0);
+  const size = fullSizeInUse < FULL_SIZE_LIMIT ? DIRECT_BUFFER_BYTES : DIRECT_BUFFER_BYTES / 2;
+  let block = blocks.find((b) => b.size === size && b.free.length > 0);
   if (!block) {
-    const memory = new WebAssembly.Memory({ initial: (DIRECT_BUFFER_BYTES * BUFFERS_PER_BLOCK) / WASM_PAGE });
+    const memory = new WebAssembly.Memory({ initial: BLOCK_BYTES / WASM_PAGE });
     const whole = Buffer.from(memory.buffer);
+    const count = BLOCK_BYTES / size;
     const free: Buffer[] = [];
-    for (let i = BUFFERS_PER_BLOCK - 1; i >= 0; i--) free.push(whole.subarray(i * DIRECT_BUFFER_BYTES, (i + 1) * DIRECT_BUFFER_BYTES));
-    block = { id: nextBlockId++, free, idleSince: null };
+    for (let i = count - 1; i >= 0; i--) free.push(whole.subarray(i * size, (i + 1) * size));
+    block = { id: nextBlockId++, size, count, free, idleSince: null };
     blocks.push(block);
   }
   const bytes = block.free.pop()!;
   block.idleSince = null;
   const owner = block;
   inUse++;
+  if (size === DIRECT_BUFFER_BYTES) fullSizeInUse++;
   let released = false;
   return {
     bytes,
@@ -90,8 +104,9 @@ export function takeAlignedBuffer(): AlignedBuffer {
       if (released) return;
       released = true;
       inUse--;
+      if (owner.size === DIRECT_BUFFER_BYTES) fullSizeInUse--;
       owner.free.push(bytes);
-      if (owner.free.length === BUFFERS_PER_BLOCK) {
+      if (owner.free.length === owner.count) {
         owner.idleSince = Date.now();
         scheduleTrim();
       }
