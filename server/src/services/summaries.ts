@@ -11,6 +11,7 @@ import { Product, type ModelArtifact } from '../persistence/entities.ts';
 import type { Em } from '../persistence/orm.ts';
 import { modelFormat } from './model-format.ts';
 import { executeHot } from '../persistence/raw.ts';
+import { dialectOf } from '../persistence/orm.ts';
 
 export type ModelSummary = components['schemas']['ModelSummary'];
 export type ModelArtifactResponse = components['schemas']['ModelArtifact'];
@@ -260,6 +261,52 @@ const LISTING_PRODUCT_COLUMNS =
   'p.vendor_name, p.vendor_product_name, p.vendor_model_id, p.deployment_environment, p.business_use_case, p.is_gpai, ' +
   'p.is_archived, p.created_at, p.updated_at';
 
+/**
+ * A listing row's version and artifact columns (`version_count`, `v_*`, `artifact_count`, `a_*`)
+ * and the joins that make them, as summaryPage reads them: the version count and the current
+ * version, the available artifacts' count and the current available artifact.
+ * SQLite: count subqueries and joins on the partial unique indexes' condition.
+ */
+const JOINED_VERSION_ARTIFACT = {
+  columns:
+    '(select count(*) from product_versions vc where vc.product_id = p.id) as version_count, ' +
+    'v.id as v_id, v.version_number as v_number, v.version_type as v_type, v.release_date as v_release_date, ' +
+    'v.approval_status as v_approval_status, ' +
+    "(select count(*) from model_artifacts ac where ac.product_id = p.id and ac.status = 'available') as artifact_count, " +
+    'a.id as a_id, a.file_name as a_file_name, a.artifact_kind as a_kind, a.content_type as a_content_type, ' +
+    'a.sha256 as a_sha256, a.size_bytes as a_size_bytes, a.metadata as a_metadata, ' +
+    'a.inspected_format as a_inspected_format, a.parameter_count as a_parameter_count',
+  joins:
+    'left join product_versions v on v.product_id = p.id and v.is_current = true ' +
+    "left join model_artifacts a on a.product_id = p.id and a.is_current = true and a.status = 'available' ",
+};
+
+/**
+ * The same columns on PostgreSQL from one index scan per product and table instead of two: a
+ * lateral subquery reads the product's versions (or available artifacts) once, counting them
+ * with a window and keeping the current one first; its columns count only when it is current.
+ */
+const LATERAL_VERSION_ARTIFACT = {
+  columns:
+    'coalesce(v.n, 0) as version_count, ' +
+    'case when v.is_current then v.id end as v_id, case when v.is_current then v.version_number end as v_number, ' +
+    'case when v.is_current then v.version_type end as v_type, case when v.is_current then v.release_date end as v_release_date, ' +
+    'case when v.is_current then v.approval_status end as v_approval_status, ' +
+    'coalesce(a.n, 0) as artifact_count, ' +
+    'case when a.is_current then a.id end as a_id, case when a.is_current then a.file_name end as a_file_name, ' +
+    'case when a.is_current then a.artifact_kind end as a_kind, case when a.is_current then a.content_type end as a_content_type, ' +
+    'case when a.is_current then a.sha256 end as a_sha256, case when a.is_current then a.size_bytes end as a_size_bytes, ' +
+    'case when a.is_current then a.metadata end as a_metadata, ' +
+    'case when a.is_current then a.inspected_format end as a_inspected_format, ' +
+    'case when a.is_current then a.parameter_count end as a_parameter_count',
+  joins:
+    'left join lateral (select v.id, v.version_number, v.version_type, v.release_date, v.approval_status, v.is_current, ' +
+    'count(*) over () as n from product_versions v where v.product_id = p.id order by v.is_current desc limit 1) v on true ' +
+    'left join lateral (select a.id, a.file_name, a.artifact_kind, a.content_type, a.sha256, a.size_bytes, a.metadata, ' +
+    'a.inspected_format, a.parameter_count, a.is_current, count(*) over () as n from model_artifacts a ' +
+    "where a.product_id = p.id and a.status = 'available' order by a.is_current desc limit 1) a on true ",
+};
+
 /** A raw listing row (column names as the database returns them). */
 interface ListingRow {
   id: string;
@@ -335,20 +382,13 @@ export async function listingPage(
   const separate = opts.count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
   const sql =
     `select ${LISTING_PRODUCT_COLUMNS}, s.slug as space_slug, s.name as space_name, ` +
-    '(select count(*) from product_versions vc where vc.product_id = p.id) as version_count, ' +
-    'v.id as v_id, v.version_number as v_number, v.version_type as v_type, v.release_date as v_release_date, ' +
-    'v.approval_status as v_approval_status, ' +
-    "(select count(*) from model_artifacts ac where ac.product_id = p.id and ac.status = 'available') as artifact_count, " +
-    'a.id as a_id, a.file_name as a_file_name, a.artifact_kind as a_kind, a.content_type as a_content_type, ' +
-    'a.sha256 as a_sha256, a.size_bytes as a_size_bytes, a.metadata as a_metadata, ' +
-    'a.inspected_format as a_inspected_format, a.parameter_count as a_parameter_count' +
+    (dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT).columns +
     (window ? ', k.total_count' : separate) +
     ` from (select p.id, p.updated_at${window} from products p where ${where.sql} ` +
     'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
     'join products p on p.id = k.id ' +
     'join spaces s on s.id = p.space_id ' +
-    'left join product_versions v on v.product_id = p.id and v.is_current = true ' +
-    "left join model_artifacts a on a.product_id = p.id and a.is_current = true and a.status = 'available' " +
+    (dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT).joins +
     'order by k.updated_at desc, k.id desc';
   const params = [...(separate ? where.params : []), ...where.params, opts.limit, opts.skip];
   let name = listingStatementNames.get(sql);
