@@ -48,7 +48,10 @@ import { storageOptions } from '../server/src/services/index.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { createServices } from '../server/src/services/index.ts';
 import { ListingCache } from '../server/src/services/listing-cache.ts';
-import { ModelService } from '../server/src/services/models.ts';
+import { ModelService, type ModelFilters, type ModelPage } from '../server/src/services/models.ts';
+import { requireSpaceView } from '../server/src/access/index.ts';
+import type { Caller } from '../server/src/persistence/entities.ts';
+import type { Em } from '../server/src/persistence/orm.ts';
 import { pathSource, type LoadRequests, type LoadSpec } from './bench-list-load.ts';
 
 const MODELS = Number(process.env.BENCH_MODELS ?? 100_000);
@@ -68,8 +71,17 @@ const TARGETS = {
   organization: { p99: 100, share: 0.1 },
 } as const;
 type TargetKind = keyof typeof TARGETS;
-/** The informational case: no target applies. */
+/** The informational cases: no target applies. */
 const REFERENCE = 'reference: space listing, limit 50, listing cache off';
+const BEFORE = 'reference: the ORM path (before issue 16), no listing cache';
+
+/** The space listing through page()'s general path (a FilterQuery), counted per request. */
+class OrmPathModelService extends ModelService {
+  override async listSpace(em: Em, user: Caller, slug: string, filters: ModelFilters): Promise<ModelPage> {
+    const { space } = await requireSpaceView(em, user, slug);
+    return this.page(em, { space: space.id }, filters);
+  }
+}
 /** Uncached space cases draw `skip` over [0, UNCACHED_MAX_SKIP] (the space holds ≥ that + 50 models by default). */
 const UNCACHED_MAX_SKIP = 5_000;
 /** Words `q` is drawn from in the filter-combination case (all occur in the seeded names, descriptions or attributes). */
@@ -423,6 +435,11 @@ async function main(): Promise<void> {
       models: new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false })),
     };
     const pagesOff = await listen(createApp({ config, orm, storage: pagesOffStorage, logger, services: pagesOffServices }));
+    // For reference: the listing as it was served before its own path (issue 16), the ORM query
+    // and entity mapping with a count per request (the general path the tests compare against).
+    const ormPathStorage = await openBlobStore(storageOptions(config));
+    const ormPathServices = { ...createServices({ config, orm, storage: ormPathStorage, logger }), models: new OrmPathModelService(orm, null) };
+    const ormPath = await listen(createApp({ config, orm, storage: ormPathStorage, logger, services: ormPathServices }));
 
     const listPath = '/api/v1.0/catalog/spaces/bench-3/model-repository/models?limit=50';
     const list = `${origin}${listPath}`;
@@ -467,6 +484,12 @@ async function main(): Promise<void> {
         target: 'uncached',
       },
       { name: REFERENCE, requests: { url: list.replace(origin, uncached.origin) }, headers: auth, target: null },
+      {
+        name: `${BEFORE}: random skip 0–${maxSkip}`,
+        requests: { varied: { kind: 'skip', origin: ormPath.origin, path: listPath, seed: 1, maxSkip, step: 1 } },
+        headers: auth,
+        target: null,
+      },
       // The organization listing (no page cache; exact totals cached per organization
       // listing_version, caller scope and filters), every request drawn anew: the owner sees
       // every space (98,000 unarchived models), the member 50 spaces (~4,400).
@@ -529,6 +552,7 @@ async function main(): Promise<void> {
     await close(ceiling.server);
     await close(uncached.server);
     await close(pagesOff.server);
+    await close(ormPath.server);
     // The load generator stops mid-request: let the handlers it abandoned finish their queries
     // before the pool closes under them.
     await new Promise((resolve) => setTimeout(resolve, 1000));
