@@ -73,7 +73,7 @@ const TARGETS = {
 type TargetKind = keyof typeof TARGETS;
 /** The informational cases: no target applies. */
 const REFERENCE = 'reference: space listing, limit 50, listing cache off';
-const BEFORE = 'reference: the ORM path (before issue 16), no listing cache';
+const BEFORE = 'reference: space listing by the ORM path (before issue 16), no listing cache';
 
 /** The space listing through page()'s general path (a FilterQuery), counted per request. */
 class OrmPathModelService extends ModelService {
