@@ -245,8 +245,8 @@ export const Product = defineEntity({
   uniques: [{ properties: ['space', 'slug'] }],
   indexes: [
     { properties: ['space', 'is_archived', 'updated_at', 'id'] },
-    // The organization listing in order with or without archived products (is_archived filters inside the index).
-    { properties: ['organization_id', 'updated_at', 'id', 'is_archived'] },
+    // The organization listing's index (organization_id, updated_at, id, is_archived) is hand-written
+    // (see Migration20261203171500): on PostgreSQL it INCLUDEs the filtered columns.
     { properties: ['updated_at', 'id'] },
     { properties: ['model_family'] },
     { properties: ['deployment_status'] },

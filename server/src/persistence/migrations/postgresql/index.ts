@@ -13,6 +13,7 @@ import { Migration20261203133044 } from './Migration20261203133044.ts';
 import { Migration20261203135737 } from './Migration20261203135737.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
 import { Migration20261203171500 } from './Migration20261203171500.ts';
+import { Migration20261203172307 } from './Migration20261203172307.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
@@ -24,4 +25,5 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261203135737', class: Migration20261203135737 },
   { name: 'Migration20261203170000', class: Migration20261203170000 },
   { name: 'Migration20261203171500', class: Migration20261203171500 },
+  { name: 'Migration20261203172307', class: Migration20261203172307 },
 ];
