@@ -21,6 +21,8 @@
  *     both from the page cache (the bench reads the file once first: uploads bypass the cache);
  * (e) this server's peak RSS during (c) and during (d), and the RSS growth of a fresh process
  *     uploading the file with the SDK.
+ * (f) many-chunks.ts: one upload of 10,000 chunks of 64 KiB to this server, the median chunk latency
+ *     of the last 1,000 against the first 1,000 (also alone: `--only many-chunks`).
  *
  * (a), (b) and (c) are all driven by the SDK's `uploadArtifact` (client.ts): the same chunk reader,
  * SHA-256 passes, streamed fetch bodies and concurrency, so the ratios compare servers. The SDK
@@ -47,6 +49,7 @@ import { createModelRepositoryClient } from '../../sdk/src/index.ts';
 import { buildServer } from '../build.ts';
 import type { ClientJob, ClientResult } from './client.ts';
 import { concurrentUploads } from './concurrent.ts';
+import { manyChunks } from './many-chunks.ts';
 import { ensureNginx, nginxVersion, startNginx } from './nginx.ts';
 import { cpuSeconds, currentRss, machineBusySeconds, ownTreeCpuSeconds, peakRss, resetPeakRss, threadCpuSeconds } from './proc.ts';
 import {
@@ -93,7 +96,7 @@ function parseSize(text: string): number {
   return bytes;
 }
 
-const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 5] [--cpu-prof DIR] [--clients N]';
+const USAGE = 'usage: npm run bench [-- --size 1GiB] [--repeat 5] [--cpu-prof DIR] [--clients N] [--only many-chunks]';
 
 interface Options {
   size: number;
@@ -103,10 +106,12 @@ interface Options {
   cpuProfDir: string | null;
   /** `--clients N`: the concurrent-upload case alone (concurrent.ts); its --size defaults to 256 MiB, --repeat to 3. */
   clients: number | null;
+  /** One case alone (`many-chunks`: (f)); all of them when null. */
+  only: 'many-chunks' | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { size: 1024 * MiB, repeat: 5, cpuProfDir: null, clients: null };
+  const options: Options = { size: 1024 * MiB, repeat: 5, cpuProfDir: null, clients: null, only: null };
   const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const [arg, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
@@ -121,6 +126,10 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--clients') {
       options.clients = Number(value());
       if (!Number.isInteger(options.clients) || options.clients < 1 || options.clients > 64) throw new Error(`--clients: expected 1 to 64 (${USAGE})`);
+    }
+    else if (arg === '--only') {
+      if (value() !== 'many-chunks') throw new Error(`--only: expected many-chunks (${USAGE})`);
+      options.only = 'many-chunks';
     }
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${USAGE}\n`);
@@ -249,7 +258,7 @@ function startCommand(): { env: Record<string, string>; flags: string[] } {
 }
 
 /** This server as production runs it, on a free port, with SQLite and the filesystem in `dataDir`. */
-async function startThisServer(dataDir: string, cpuProfDir: string | null): Promise<{ started: Started; baseUrl: string; apiKey: string }> {
+async function startThisServer(dataDir: string, cpuProfDir: string | null, chunkSize = CHUNK_SIZE): Promise<{ started: Started; baseUrl: string; apiKey: string }> {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
@@ -266,7 +275,7 @@ async function startThisServer(dataDir: string, cpuProfDir: string | null): Prom
     DATA_DIR: dataDir,
     DATABASE_URL: `sqlite:${join(dataDir, 'model-repository.db')}`,
     STORAGE_BACKEND: 'fs',
-    UPLOAD_CHUNK_SIZE_BYTES: String(CHUNK_SIZE),
+    UPLOAD_CHUNK_SIZE_BYTES: String(chunkSize),
   });
   await waitForHttp(`${baseUrl}/readyz`, started, 'model repository server');
   const apiKey = /API key: (mr_\S+)/.exec(started.output())?.[1];
@@ -532,24 +541,29 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   try {
-    const met =
-      options.clients === null
-        ? await measure(options)
-        : await concurrentUploads(
-            { clients: options.clients, size: options.size, repeat: options.repeat, cpuProfDir: options.cpuProfDir },
-            {
-              chunkSize: CHUNK_SIZE,
-              concurrency: CONCURRENCY,
-              generateFile,
-              startCeiling: (dir) => startBenchServer('ceiling-server.ts', [dir, String(CHUNK_SIZE)], 'ceiling server'),
-              startThisServer,
-              machine,
-              otherLoad,
-              log,
-              formatBytes,
-            },
-          );
-    if (!met) process.exitCode = 1;
+    if (options.clients !== null) {
+      const met = await concurrentUploads(
+        { clients: options.clients, size: options.size, repeat: options.repeat, cpuProfDir: options.cpuProfDir },
+        {
+          chunkSize: CHUNK_SIZE,
+          concurrency: CONCURRENCY,
+          generateFile,
+          startCeiling: (dir) => startBenchServer('ceiling-server.ts', [dir, String(CHUNK_SIZE)], 'ceiling server'),
+          startThisServer,
+          machine,
+          otherLoad,
+          log,
+          formatBytes,
+        },
+      );
+      if (!met) process.exitCode = 1;
+      return;
+    }
+    const met = options.only === 'many-chunks' || (await measure(options));
+    // (f) a chunk's cost against the chunks already received: its own server and upload.
+    const f = await manyChunks(removeLater(mkdtempSync(join(os.tmpdir(), 'mr-bench-'))), (dir, chunkSize) => startThisServer(dir, options.cpuProfDir, chunkSize), log);
+    console.log(['', ...f.lines, '', 'targets:', ...f.targets.map(([ok, text]) => `  ${ok ? 'PASS' : 'FAIL'}  ${text}`)].join('\n'));
+    if (!met || !f.targets.every(([ok]) => ok)) process.exitCode = 1;
   } finally {
     await cleanUp();
   }
