@@ -460,6 +460,13 @@ export const UploadSession = defineEntity({
       .boolean()
       .default(false)
       .onCreate(() => false),
+    /**
+     * The received chunks as a bitmap in hex (chunk i is bit i % 8 of byte i / 8, least significant
+     * first: PostgreSQL's get_bit/set_bit numbering), maintained with `received_bytes` by triggers on
+     * upload_chunks, so it never disagrees with the chunk rows (upload-session-sql.ts). Null: not
+     * tracked (read the chunk rows).
+     */
+    received_map: p.text().nullable(),
     /** Instant upload: the bytes with `expected_sha256` were already stored; no chunk is sent. */
     deduplicated: p
       .boolean()

@@ -64,21 +64,22 @@ const RECEIVED_INDEXES_SQL = 'select chunk_index from upload_chunks where sessio
 const INSERT_CHUNK_SQL =
   'insert into upload_chunks (id, session_id, chunk_index, size_bytes, sha256, etag, received_at) values (?, ?, ?, ?, ?, ?, ?)';
 /**
- * The session's byte count, derived from its chunk rows in the same statement (so a connection lost
- * between a chunk's row and this update cannot leave it short: the next chunk recounts), on a
- * session that still takes chunks; returns the row when it did.
+ * Marks a session that still takes chunks `uploading` and returns its received-chunk map, as the
+ * chunk rows have it now: received_map and received_bytes are kept by triggers on upload_chunks
+ * (Migration20261203173000), in the statement that inserts or deletes a chunk row, so
+ * they never disagree with the rows and nothing here recounts. A session without a map (untracked:
+ * written by hand, or an instant upload) still has its bytes recounted from its rows.
  */
 const RECEIVED_BYTES_OF_ROWS = '(select coalesce(sum(c.size_bytes), 0) from upload_chunks c where c.session_id = upload_sessions.id)';
 const COUNT_CHUNK_SQL =
-  `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, status = 'uploading', updated_at = ?, row_version = row_version + 1 ` +
-  `where id = ? and status in (${WRITABLE.map((status) => `'${status}'`).join(', ')}) returning id`;
-/** The byte count recomputed after chunk rows were removed. */
-const RECOUNT_SQL = `update upload_sessions set received_bytes = ${RECEIVED_BYTES_OF_ROWS}, updated_at = ?, row_version = row_version + 1 where id = ?`;
+  `update upload_sessions set status = 'uploading', updated_at = ?, row_version = row_version + 1, ` +
+  `received_bytes = case when received_map is null then ${RECEIVED_BYTES_OF_ROWS} else received_bytes end ` +
+  `where id = ? and status in (${WRITABLE.map((status) => `'${status}'`).join(', ')}) returning received_map`;
 const INDEX_RECEIVED_SQL = 'select chunk_index from upload_chunks where session_id = ? and chunk_index = ?';
 
 /**
- * Indexes of the chunks received so far, ascending (or, with `only`, whether that one was). Every
- * chunk answer lists them.
+ * Indexes of the chunks received so far, ascending (or, with `only`, whether that one was), from
+ * the chunk rows: the source of truth, read where the map is missing and at completion.
  */
 export async function receivedIndexes(em: Em, sessionId: string, only?: number): Promise<number[]> {
   const rows =
@@ -86,6 +87,32 @@ export async function receivedIndexes(em: Em, sessionId: string, only?: number):
       ? await executeHot<{ chunk_index: number }>(em, 'chunk_indexes', RECEIVED_INDEXES_SQL, [sessionId])
       : await executeHot<{ chunk_index: number }>(em, 'chunk_index_received', INDEX_RECEIVED_SQL, [sessionId, only]);
   return rows.map((r) => Number(r.chunk_index));
+}
+
+/** The received-chunk map of a session with no chunk yet (see UploadSession.received_map). */
+export function emptyReceivedMap(chunkCount: number): string {
+  return '00'.repeat(Math.ceil(chunkCount / 8));
+}
+
+/** The indexes a received-chunk map has, ascending. */
+export function indexesOfMap(map: string): number[] {
+  const bytes = Buffer.from(map, 'hex');
+  const indexes: number[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    let byte = bytes[i]!;
+    if (byte === 0) continue;
+    const base = i << 3;
+    for (let bit = 0; byte !== 0; bit++, byte >>= 1) if (byte & 1) indexes.push(base + bit);
+  }
+  return indexes;
+}
+
+/**
+ * The session's received chunks, ascending: from its map when it has one (no chunk row read), else
+ * from its chunk rows.
+ */
+export async function receivedChunks(em: Em, session: Pick<UploadSession, 'id' | 'received_map'>): Promise<number[]> {
+  return typeof session.received_map === 'string' ? indexesOfMap(session.received_map) : receivedIndexes(em, session.id);
 }
 
 /** Inserts the row of a chunk received for the first time (a twin insert fails on the unique index). */
@@ -100,14 +127,12 @@ export async function insertChunkRow(
 }
 
 /**
- * Counts the session's bytes from its chunk rows and marks it `uploading`, if it still takes
- * chunks; false when it no longer does (completed, failed, aborted or expired meanwhile).
+ * Marks the session `uploading`, if it still takes chunks, and returns the chunks it has received
+ * (ascending, this one included); null when it no longer takes chunks (completed, failed, aborted
+ * or expired meanwhile).
  */
-export async function countChunk(em: Em, sessionId: string, now: Date): Promise<boolean> {
-  return (await executeHot(em, 'chunk_count', COUNT_CHUNK_SQL, [dateParam(em, now), sessionId])).length === 1;
-}
-
-/** Recounts the session's bytes after chunk rows were removed. */
-export async function recountReceivedBytes(em: Em, sessionId: string, now: Date): Promise<void> {
-  await em.execute(RECOUNT_SQL, [dateParam(em, now), sessionId]);
+export async function countChunk(em: Em, sessionId: string, now: Date): Promise<number[] | null> {
+  const [row] = await executeHot<{ received_map: string | null }>(em, 'chunk_count', COUNT_CHUNK_SQL, [dateParam(em, now), sessionId]);
+  if (!row) return null;
+  return receivedChunks(em, { id: sessionId, received_map: row.received_map });
 }

@@ -5,8 +5,11 @@
  * Where the truth lives (docs/architecture.md): the session and its chunk list are rows; the bytes
  * are in the BlobStore's staged upload (one sparse file on fs, a multipart upload on S3). Session
  * rows are only changed with conditional `nativeUpdate`s, so several processes can serve one upload:
- * - status / received_bytes: one atomic update per chunk (the byte count recomputed from the chunk
- *   rows) conditioned on the status, bumping `row_version`; nothing to retry;
+ * - received_bytes / received_map (the received chunks as a bitmap): kept by triggers on
+ *   upload_chunks in the statement that inserts or deletes a chunk row, so they always agree with
+ *   the rows; a chunk request reads the list back from the session row, never from every chunk row;
+ * - status: one atomic update per chunk conditioned on the status, bumping `row_version` (and
+ *   returning the map); nothing to retry;
  * - the resumable prefix digest (hash_state, hashed_chunks): guarded by `hashed_chunks` and
  *   `hash_broken` (only the holder of the state for exactly `hashed_chunks` may extend it);
  * - completion: `status in (initialized, uploading)` → `completed` in the transaction that inserts
@@ -73,7 +76,7 @@ import { hasLoneSurrogate, requireMediaType } from './input-rules.ts';
 import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
 import { artifactKey, chooseChunkSize, chunkLength, stagedOf } from './upload-chunk-layout.ts';
 import { PrefixFolder } from './upload-prefix-digest.ts';
-import { countChunk, findSession, insertChunkRow, receivedIndexes, recountReceivedBytes, WRITABLE } from './upload-session-sql.ts';
+import { countChunk, emptyReceivedMap, findSession, insertChunkRow, receivedChunks, receivedIndexes, WRITABLE } from './upload-session-sql.ts';
 import { InFlightWriters } from './upload-writers.ts';
 
 export { artifactKey, chooseChunkSize, chunkLength, MAX_CHUNKS, S3_MIN_CHUNK_SIZE } from './upload-chunk-layout.ts';
@@ -158,7 +161,7 @@ export class UploadService {
 
   private async response(em: Em, s: UploadSession, received?: number[]): Promise<ArtifactUploadSessionResponse> {
     // An instant upload has every chunk without a chunk row: the bytes are stored already.
-    const chunks = s.deduplicated ? [...Array(s.chunk_count).keys()] : (received ?? (await receivedIndexes(em, s.id)));
+    const chunks = s.deduplicated ? [...Array(s.chunk_count).keys()] : (received ?? (await receivedChunks(em, s)));
     const status = (WRITABLE as readonly string[]).includes(s.status) && isExpired(s) ? 'expired' : s.status;
     return {
       id: s.id,
@@ -169,9 +172,8 @@ export class UploadService {
       chunk_size_bytes: s.chunk_size_bytes,
       chunk_count: s.chunk_count,
       expected_sha256: s.expected_sha256 ?? null,
-      // Every chunk's size follows from its index, so the chunk rows give the byte count (the
-      // column can lag behind for a session whose last chunk lost its connection midway).
-      received_bytes: chunks.reduce((sum, i) => sum + chunkLength(s, i), 0),
+      // Every chunk's size follows from its index: all are full but the last.
+      received_bytes: receivedBytesOf(s, chunks),
       received_chunks: chunks,
       status: status as ArtifactUploadSessionResponse['status'],
       artifact_id: s.status === 'completed' ? s.artifact_id : null,
@@ -247,6 +249,7 @@ export class UploadService {
         metadata: body.metadata ?? null,
         status: deduplicated ? 'uploading' : 'initialized',
         received_bytes: deduplicated ? total : 0,
+        received_map: deduplicated ? null : emptyReceivedMap(chunkCount),
         deduplicated,
         storage_backend: storage.backend,
         staging_key: key,
@@ -386,9 +389,10 @@ export class UploadService {
   }
 
   /**
-   * Bytes are durable: record the chunk, extend the prefix digest, count the bytes. The counter is
-   * one atomic conditional update that sums the chunk rows, so parallel chunks from any number of
-   * processes never lose an update or retry, and a count a lost connection skipped is caught up.
+   * Bytes are durable: record the chunk, extend the prefix digest, mark the session `uploading`.
+   * The chunk row's insert counts it (triggers keep received_bytes and received_map with the rows),
+   * so parallel chunks from any number of processes never lose an update or retry; the status
+   * update returns the map the answer lists.
    */
   private async recordChunk(
     em: Em,
@@ -416,7 +420,8 @@ export class UploadService {
         { hash_state: prefix.save(), hashed_chunks: index + 1 },
       );
     }
-    if (!(await countChunk(em, session.id, now))) {
+    const received = await countChunk(em, session.id, now);
+    if (!received) {
       // Completed, failed, aborted or expired while this chunk streamed: its bytes will not be used.
       const current = await this.reload(em, session.id);
       if (!current || current.status === 'aborted') throw sessionNotFound(session.id);
@@ -424,7 +429,6 @@ export class UploadService {
       throw errors.uploadNotWritable(`Upload session ${session.id} no longer takes chunks.`);
     }
     this.folder.kick(session.id, replace ? undefined : index);
-    const received = await receivedIndexes(em, session.id);
     session.status = 'uploading';
     return this.response(em, session, received);
   }
@@ -666,8 +670,9 @@ export class UploadService {
    */
   private async dropTornChunks(em: Em, session: UploadSession, indexes: number[]): Promise<Error> {
     await em.transactional(async (tx) => {
+      // The delete trigger takes them out of received_bytes and received_map.
       await tx.nativeDelete(UploadChunk, { session: session.id, chunk_index: { $in: indexes } });
-      await recountReceivedBytes(tx, session.id, new Date());
+      await tx.nativeUpdate(UploadSession, { id: session.id }, { updated_at: new Date(), row_version: raw('row_version + 1') });
     });
     this.deps.logger.warn({ upload_id: session.id, chunks: indexes }, 'staged chunks did not match their recorded digests; they must be sent again');
     return errors.uploadIncomplete(
@@ -752,6 +757,13 @@ export class UploadService {
     await em.nativeUpdate(UploadSession, { id: s.id, cleaned_at: null }, { cleaned_at: new Date() });
     return true;
   }
+}
+
+/** The bytes of the chunks `received` (ascending indexes) of session `s`: all full but the last. */
+function receivedBytesOf(s: Pick<UploadSession, 'chunk_count' | 'chunk_size_bytes' | 'total_size_bytes'>, received: readonly number[]): number {
+  if (received.length === 0) return 0;
+  const last = received[received.length - 1] === s.chunk_count - 1;
+  return (received.length - (last ? 1 : 0)) * s.chunk_size_bytes + (last ? chunkLength(s, s.chunk_count - 1) : 0);
 }
 
 /**

@@ -158,6 +158,12 @@ for (const factory of await storageTargets()) {
         [...Array(init.body.chunk_count).keys()].map((i) => (i % 2 === 0 ? a : b).client.putChunk(pid, id, i, chunkOf(data, target.chunkSize, i))),
       );
       expect(results.map((r) => r.status)).toEqual(results.map(() => 200));
+      // Each answer lists what both processes had recorded by then: its own chunk among them, ascending.
+      for (const [i, r] of results.entries()) {
+        expect(r.body.received_chunks).toContain(i);
+        expect(r.body.received_chunks).toEqual([...r.body.received_chunks].sort((x: number, y: number) => x - y));
+        expect(r.body.received_bytes).toBe(r.body.received_chunks.length * target.chunkSize - (r.body.received_chunks.includes(5) ? target.chunkSize - 321 : 0));
+      }
       expect((await b.client.session(pid, id)).body).toMatchObject({ received_chunks: [0, 1, 2, 3, 4, 5], received_bytes: data.length });
       const done = await b.client.complete(pid, id, { sha256: sha256(data) });
       expect(done.status).toBe(201);

@@ -14,6 +14,7 @@ import { Migration20261203135737 } from './Migration20261203135737.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
 import { Migration20261203171500 } from './Migration20261203171500.ts';
 import { Migration20261203172307 } from './Migration20261203172307.ts';
+import { Migration20261203173000 } from './Migration20261203173000.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
@@ -26,4 +27,5 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261203170000', class: Migration20261203170000 },
   { name: 'Migration20261203171500', class: Migration20261203171500 },
   { name: 'Migration20261203172307', class: Migration20261203172307 },
+  { name: 'Migration20261203173000', class: Migration20261203173000 },
 ];

@@ -13,6 +13,7 @@ import { Migration20261203133042 } from './Migration20261203133042.ts';
 import { Migration20261203135732 } from './Migration20261203135732.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
 import { Migration20261203171500 } from './Migration20261203171500.ts';
+import { Migration20261203173000 } from './Migration20261203173000.ts';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261127093157', class: Migration20261127093157 },
@@ -24,4 +25,5 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261203135732', class: Migration20261203135732 },
   { name: 'Migration20261203170000', class: Migration20261203170000 },
   { name: 'Migration20261203171500', class: Migration20261203171500 },
+  { name: 'Migration20261203173000', class: Migration20261203173000 },
 ];
