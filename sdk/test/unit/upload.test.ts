@@ -71,6 +71,38 @@ describe('uploadArtifact', () => {
     expect(artifact.size_bytes).toBe(12);
   });
 
+  it('reads each chunk answer to its end without parsing it (it lists every chunk received so far)', async () => {
+    const fake = new FakeModelRepository({ chunkSize: 4 });
+    const drained: boolean[] = [];
+    const client = createModelRepositoryClient({
+      baseUrl: API_ORIGIN,
+      apiKey: API_KEY,
+      fetch: async (request: Request) => {
+        const response = await fake.fetch(request);
+        if (request.method !== 'PUT' || !/\/chunks\/\d+$/.test(request.url)) return response;
+        // A 200 whose body is no JSON at all: parsing it would throw.
+        let sent = false;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent) {
+              drained.push(true);
+              controller.close();
+              return;
+            }
+            sent = true;
+            controller.enqueue(new TextEncoder().encode('{"received_chunks": [0, 1, 2, '));
+          },
+        });
+        return new Response(body, { status: 200, headers: { 'Content-Type': 'application/json' } });
+      },
+    });
+    const bytes = randomBytes(10);
+    const artifact = await client.uploadArtifact(productId, bytes, { file_name: 'm.bin' });
+    expect(artifact.sha256).toBe(sha256Hex(bytes));
+    expect(chunkPuts(fake)).toHaveLength(3);
+    expect(drained).toEqual([true, true, true]);
+  });
+
   it('sends the remainder as a short last chunk', async () => {
     const { fake, client } = setup(4);
     const bytes = randomBytes(10);
