@@ -24,6 +24,8 @@ export interface ManyChunksJob {
 export interface ManyChunksResult {
   /** Latency (ms) of each chunk request, by chunk index (the request that succeeded, when retried). */
   latencies: number[];
+  /** The same, to the answer's headers only (what the server took, without the answer's transfer). */
+  headerLatencies: number[];
   /** Bytes of all chunk response bodies. */
   responseBytes: number;
   /** Server CPU seconds at each mark (same order as `marks`). */
@@ -39,6 +41,7 @@ const CHUNK_PATH = /\/chunks\/(\d+)$/;
 async function run(job: ManyChunksJob): Promise<ManyChunksResult> {
   let measuring = false;
   const latencies: number[] = [];
+  const headerLatencies: number[] = [];
   let responseBytes = 0;
   let finished = 0;
   const serverCpuAt: number[] = job.marks.map(() => NaN);
@@ -55,11 +58,13 @@ async function run(job: ManyChunksJob): Promise<ManyChunksResult> {
       if (!chunk || !measuring) return fetch(request);
       const started = performance.now();
       const response = await fetch(request);
+      const headersMs = performance.now() - started;
       // The whole answer, so that its size counts in the latency.
       const body = await response.arrayBuffer();
       const ms = performance.now() - started;
       if (response.ok) {
         latencies[Number(chunk[1])] = ms;
+        headerLatencies[Number(chunk[1])] = headersMs;
         responseBytes += body.byteLength;
         finished++;
         mark();
@@ -79,7 +84,7 @@ async function run(job: ManyChunksJob): Promise<ManyChunksResult> {
   const started = performance.now();
   const artifact = await client.uploadArtifact(job.productId, job.file, options);
   const seconds = (performance.now() - started) / 1000;
-  return { latencies, responseBytes, serverCpuAt, seconds, bytes: artifact.size_bytes, chunks: latencies.length };
+  return { latencies, headerLatencies, responseBytes, serverCpuAt, seconds, bytes: artifact.size_bytes, chunks: latencies.length };
 }
 
 process.on('disconnect', () => process.exit(1));

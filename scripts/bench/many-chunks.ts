@@ -104,11 +104,14 @@ export async function manyChunks(
     const first = median(result.latencies.slice(0, window));
     const last = median(result.latencies.slice(chunks - window));
     const ratio = last / first;
+    const headersFirst = median(result.headerLatencies.slice(0, window));
+    const headersLast = median(result.headerLatencies.slice(chunks - window));
     const [c0, c1, c2, c3] = result.serverCpuAt as [number, number, number, number];
     const cpuMs = (from: number, to: number) => (((to - from) * 1000) / window).toFixed(2);
     const lines = [
       `(f) many chunks: one upload of ${chunks} chunks × ${chunkSize} bytes (${size} bytes), SDK uploadArtifact, ${concurrency} in flight, SQLite + fs, latency per chunk request measured by the client (request to the last byte of the answer)`,
       `  median latency, first ${window} chunks: ${first.toFixed(2)} ms; last ${window}: ${last.toFixed(2)} ms; ratio ${ratio.toFixed(2)}×`,
+      `  to the answer's headers only: first ${window}: ${headersFirst.toFixed(2)} ms; last ${window}: ${headersLast.toFixed(2)} ms; ratio ${(headersLast / headersFirst).toFixed(2)}×`,
       `  server CPU per chunk, first ${window}: ${cpuMs(c0, c1)} ms; last ${window}: ${cpuMs(c2, c3)} ms (from /proc, 10 ms ticks)`,
       `  chunk responses: ${(result.responseBytes / 1e6).toFixed(1)} MB in all for ${(size / 1e6).toFixed(0)} MB of data; upload ${result.seconds.toFixed(1)} s (${(size / 1e6 / result.seconds).toFixed(0)} MB/s, completion included)`,
     ];
