@@ -145,21 +145,7 @@ const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
  * requests share an entry.
  */
 function spaceListingKey(space: SpaceInfo, filters: ModelFilters): string {
-  return JSON.stringify([
-    space.id,
-    space.listing_version,
-    space.slug,
-    space.name,
-    filters.skip ?? 0,
-    filters.limit ?? DEFAULT_LIMIT,
-    filters.include_archived ?? false,
-    filters.q ?? null,
-    filters.model_family ?? null,
-    filters.types ? [...new Set(filters.types)].sort() : null,
-    filters.deployment_status ?? null,
-    filters.model_task_type ?? null,
-    filters.risk_classification ?? null,
-  ]);
+  return JSON.stringify([space.id, space.listing_version, space.slug, space.name, filters.skip ?? 0, filters.limit ?? DEFAULT_LIMIT, filterKey(filters)]);
 }
 
 export class ModelService {

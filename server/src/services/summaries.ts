@@ -27,13 +27,10 @@ const PRODUCT_COLUMNS = [
   'is_archived', 'created_at', 'updated_at',
 ] as const;
 
-/** One row of the page query, product columns already mapped to property types. */
-type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>> & {
-  space: string;
+/** The columns both page queries add to a product's: its space, current version and available artifact. */
+interface JoinedColumns {
   space_slug: string;
   space_name: string;
-  // Raw columns: counts and bigints arrive as strings on PostgreSQL, JSON as text on SQLite.
-  total_count?: number | string;
   version_count: number | string;
   v_id: string | null;
   v_number: number | null;
@@ -47,6 +44,13 @@ type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>>
   a_content_type: string | null;
   a_sha256: string | null;
   a_size_bytes: number | string | null;
+}
+
+/** One row of the page query, product columns already mapped to property types. */
+type PageRow = Pick<Product, Exclude<(typeof PRODUCT_COLUMNS)[number], 'space'>> & JoinedColumns & {
+  space: string;
+  // Raw columns: counts and bigints arrive as strings on PostgreSQL, JSON as text on SQLite.
+  total_count?: number | string;
   a_metadata: Record<string, unknown> | string | null;
   a_inspected_format: string | null;
   a_parameter_count: number | string | null;
@@ -308,7 +312,7 @@ const LATERAL_VERSION_ARTIFACT = {
 };
 
 /** A raw listing row (column names as the database returns them). */
-interface ListingRow {
+interface ListingRow extends JoinedColumns {
   id: string;
   space_id: string;
   slug: string;
@@ -340,21 +344,6 @@ interface ListingRow {
   is_archived: boolean | number;
   created_at: unknown;
   updated_at: unknown;
-  space_slug: string;
-  space_name: string;
-  version_count: number | string;
-  v_id: string | null;
-  v_number: number | null;
-  v_type: string | null;
-  v_release_date: string | Date | null;
-  v_approval_status: string | null;
-  artifact_count: number | string;
-  a_id: string | null;
-  a_file_name: string | null;
-  a_kind: string | null;
-  a_content_type: string | null;
-  a_sha256: string | null;
-  a_size_bytes: number | string | null;
   a_metadata: unknown;
   a_inspected_format: string | null;
   a_parameter_count: number | string | null;
