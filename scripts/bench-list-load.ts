@@ -36,8 +36,8 @@ type Autocannon = (opts: {
   requests: { setupRequest: (req: AutocannonRequest) => AutocannonRequest }[];
 }) => Promise<unknown>;
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number) {
+/** Deterministic pseudo-random numbers (mulberry32): every run seeds the same data and draws the same requests. */
+export function rng(seed: number) {
   return () => {
     seed |= 0;
     seed = (seed + 0x6d2b79f5) | 0;

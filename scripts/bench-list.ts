@@ -52,7 +52,8 @@ import { ModelService, type ModelFilters, type ModelPage } from '../server/src/s
 import { requireSpaceView } from '../server/src/access/index.ts';
 import type { Caller } from '../server/src/persistence/entities.ts';
 import type { Em } from '../server/src/persistence/orm.ts';
-import { pathSource, type LoadRequests, type LoadSpec } from './bench-list-load.ts';
+import { pathSource, rng, type LoadRequests, type LoadSpec } from './bench-list-load.ts';
+import { markdownTable } from './bench/table.ts';
 
 const MODELS = Number(process.env.BENCH_MODELS ?? 100_000);
 /** One organization, `bench`, with spaces bench-1 … bench-1000. */
@@ -104,16 +105,6 @@ const FRAMEWORKS = ['scikit-learn', 'PyTorch', 'TensorFlow', 'JAX', 'Hugging Fac
 const PROVIDERS = ['ml-platform', 'data-science', 'risk-analytics', 'search-team', 'Internal Platform', 'vendor'];
 const VENDORS = [null, null, null, 'OpenAI', 'Anthropic', 'Google', 'Cohere', 'Mistral'];
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run seeds the same data. */
-function rng(seed: number) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function seed(orm: Orm, organizationId: string, spaceIds: string[], ownerId: string): Promise<void> {
   const random = rng(42);
@@ -576,8 +567,6 @@ async function main(): Promise<void> {
       ];
     });
     const header = ['case', 'req/s', 'p50 ms', 'p99 ms', 'of ceiling', 'server CPU ms/req', 'PostgreSQL CPU ms/req', 'non-2xx', 'target', 'met'];
-    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-    const line = (cells: string[]) => `| ${cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`;
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
     const pgVersion = (await orm.em.fork().execute<{ server_version: string }[]>('show server_version'))[0]!.server_version;
     console.log(
@@ -588,9 +577,7 @@ async function main(): Promise<void> {
           `uncached p99 < ${TARGETS.uncached.p99} ms and ≥ ${TARGETS.uncached.share * 100}%; ` +
           `organization (uncached) p99 < ${TARGETS.organization.p99} ms and ≥ ${TARGETS.organization.share * 100}%`,
         '',
-        line(header),
-        `|${widths.map((w, c) => (c === 0 ? ':' : '') + '-'.repeat(w + 1) + (c === 0 ? '' : ':')).join('|')}|`,
-        ...rows.map(line),
+        ...markdownTable(header, rows),
       ].join('\n'),
     );
     // A benchmark, not a test: a missed target is reported, not an error exit.

@@ -29,6 +29,7 @@ import { createModelRepositoryClient } from '../../sdk/src/index.ts';
 import type { ClientJob, ClientResult } from './client.ts';
 import { cpuSeconds, currentRss, peakRss, resetPeakRss } from './proc.ts';
 import { answerOf, forkScript, removeLater, removeNow, stopChild, type Started } from './processes.ts';
+import { markdownTable } from './table.ts';
 
 const TARGETS = { shareOfCeiling: 0.7, serverPeakRssBytes: 300e6 };
 /** Chunks each client uploads first, unmeasured. */
@@ -277,8 +278,6 @@ export async function concurrentUploads(options: ConcurrentOptions, deps: Concur
     rowOf(`ceiling: bare node:http, fdatasync + SHA-256 per chunk`, c, ''),
     rowOf(`this server: SQLite + fs, production build`, r, mb(r.serverPeakRss)),
   ];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));
-  const line = (row: string[]) => `| ${row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
 
   const targets: [boolean, string][] = [
     [share >= TARGETS.shareOfCeiling, `aggregate ≥ ${percent(TARGETS.shareOfCeiling)} of the ceiling at ${clients} clients: ${percent(share)} (${r.mbps.toFixed(0)} of ${c.mbps.toFixed(0)} MB/s)`],
@@ -295,9 +294,7 @@ export async function concurrentUploads(options: ConcurrentOptions, deps: Concur
       `machine: ${host}`,
       `noise: ${noise()}`,
       '',
-      line(header),
-      `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
-      ...cells.map(line),
+      ...markdownTable(header, cells),
       '',
       `What it measures: each client has a file of its own random bytes (no two share a SHA-256, every session checked not deduplicated), uploads ${WARM_UP_CHUNKS} chunks`,
       "of other bytes first (warm-up, unmeasured; its artifact deleted), hashes its file outside the measured part (the SDK's pre-hash, as in (c): the digest is",

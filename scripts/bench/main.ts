@@ -64,6 +64,7 @@ import {
   waitForHttp,
   type Started,
 } from './processes.ts';
+import { markdownTable } from './table.ts';
 
 const MiB = 1024 * 1024;
 const CHUNK_SIZE = 8 * MiB;
@@ -481,8 +482,6 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
     `(c) this server: ${threadSplit(c, repo.started.pid, uploadThreads)} (the middle figure: threads started by uploads — the hash thread that keeps the running whole-file digest)`,
     `(d) this server: ${threadSplit(d, repo.started.pid)}; nginx: ${threadSplit(n, nginx.started.pid)}`,
   ];
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
   const rssWidths = [0, 1, 2].map((i) => Math.max(...rss.map((r) => r[i]!.length), ['memory', 'RSS', 'detail'][i]!.length));
   const rssLine = (r: string[]) => `| ${r.map((cell, i) => (i === 1 ? cell.padStart(rssWidths[i]!) : cell.padEnd(rssWidths[i]!))).join(' | ')} |`;
 
@@ -509,9 +508,7 @@ async function measure({ size, repeat, cpuProfDir }: Options): Promise<boolean> 
       `machine: ${host}`,
       `noise: ${noise()}`,
       '',
-      line(header),
-      `|${widths.map((w, i) => (i === 0 ? ':' : '') + '-'.repeat(w + 1) + (i === 0 ? '' : ':')).join('|')}|`,
-      ...cells.map(line),
+      ...markdownTable(header, cells),
       '',
       `(a), (b) and (c): the run with the median MB/s of ${repeat} (in rounds: a b c, a b c, …); every run's MB/s (server CPU s), in order:`,
       ...([['(a)', a], ['(b)', b], ['(c)', c]] as const).map(
