@@ -18,8 +18,12 @@ export function escapeLike(term: string): string {
  *   em.find(Product, { $and: [visibility, searchTextFilter(q), { is_archived: false }] })
  */
 export function searchTextFilter(q: string): FilterQuery<Product> {
-  const pattern = `%${escapeLike(q.toLowerCase())}%`;
-  return { [raw((alias: string) => `${alias}.search_text like ? escape '\\'`, [pattern])]: [] } as FilterQuery<Product>;
+  return { [raw((alias: string) => `${alias}.search_text like ? escape '\\'`, [searchTextPattern(q)])]: [] } as FilterQuery<Product>;
+}
+
+/** The LIKE pattern of the `q` filter (what searchTextFilter binds; plain-SQL listings bind it too). */
+export function searchTextPattern(q: string): string {
+  return `%${escapeLike(q.toLowerCase())}%`;
 }
 
 /** True for a canonical UUID string (any version): path ids that fail this are 404s. */

@@ -15,7 +15,7 @@ import {
 } from '../access/index.ts';
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
-import { escapeLike, searchTextFilter } from '../persistence/queries.ts';
+import { searchTextFilter, searchTextPattern } from '../persistence/queries.ts';
 import { listingPage, summarize, summaryPage, type ListingSql, type ModelSummary } from './summaries.ts';
 
 export type { ListingSql } from './summaries.ts';
@@ -82,7 +82,7 @@ function filterConditions(filters: ModelFilters): FilterQuery<Product>[] {
 
 /**
  * filterConditions as plain SQL over `products p`, and'ed to `visible`: the same conditions,
- * values as parameters (the q pattern exactly as searchTextFilter makes it).
+ * values as parameters (the q pattern is searchTextPattern's, as in searchTextFilter).
  */
 function listingWhere(visible: ListingSql, filters: ModelFilters): ListingSql {
   let sql = `(${visible.sql})`;
@@ -90,7 +90,7 @@ function listingWhere(visible: ListingSql, filters: ModelFilters): ListingSql {
   if (!filters.include_archived) sql += ' and p.is_archived = false';
   if (filters.q !== undefined && filters.q !== '') {
     sql += " and p.search_text like ? escape '\\'";
-    params.push(`%${escapeLike(filters.q.toLowerCase())}%`);
+    params.push(searchTextPattern(filters.q));
   }
   const equal = (column: string, value: string | undefined) => {
     if (!value) return;
@@ -107,6 +107,22 @@ function listingWhere(visible: ListingSql, filters: ModelFilters): ListingSql {
   equal('model_task_type', filters.model_task_type);
   equal('risk_classification', filters.risk_classification);
   return { sql, params };
+}
+
+/**
+ * Whether a filter beyond "not archived" is set (filterConditions' other conditions), read off the
+ * values: building the ORM conditions just to count them would register a raw() fragment for `q`
+ * that no query consumes, and MikroORM keeps such fragments in a process-wide map for good.
+ */
+function narrowsMatches(filters: ModelFilters): boolean {
+  return Boolean(
+    (filters.q !== undefined && filters.q !== '') ||
+      filters.model_family ||
+      (filters.types && filters.types.length > 0) ||
+      filters.deployment_status ||
+      filters.model_task_type ||
+      filters.risk_classification,
+  );
 }
 
 function isListingSql(visible: FilterQuery<Product> | ListingSql): visible is ListingSql {
@@ -180,7 +196,7 @@ export class ModelService {
     const totalKey = opts.countScope != null && this.listingCache ? `${opts.countScope}\u0000${filterKey(filters)}` : null;
     const known = totalKey === null ? undefined : this.listingCache!.getTotal(totalKey);
     // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.
-    const filtered = filterConditions(filters).length > (filters.include_archived ? 0 : 1);
+    const filtered = narrowsMatches(filters);
     // Past the end of a known total the page is empty: asking the database would make it walk
     // every match to skip them (a deep skip on an organization of 100,000: a full scan and sort).
     if (known !== undefined && skip >= known) return { body: Buffer.from('[]'), count: 0, total: known, skip, limit };

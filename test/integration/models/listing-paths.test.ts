@@ -9,6 +9,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawQueryFragment } from '@mikro-orm/core';
 import { ModelArtifact, Product, ProductVersion, Space, User } from '../../../server/src/persistence/entities.ts';
 import { ModelService, type ModelFilters } from '../../../server/src/services/models.ts';
 import { ListingCache } from '../../../server/src/services/listing-cache.ts';
@@ -282,6 +283,15 @@ for (const target of targets) {
         });
       },
     );
+
+    it('the plain-SQL path leaves no raw query fragment behind (a q listing registered one per request that nothing consumed)', async () => {
+      const service = reference();
+      const before = RawQueryFragment.checkCacheSize();
+      for (let i = 0; i < 20; i++) {
+        await service.page(app.em(), { sql: 'p.space_id = ?', params: [spaceId] }, { q: `model ${i}`, model_family: 'genai' });
+      }
+      expect(RawQueryFragment.checkCacheSize()).toBe(before);
+    });
 
     // (An empty q is the validator's 422 over HTTP.)
     it.each(FILTERS.filter((f) => f.q !== '').map((f) => [queryOf(f) || '(no query)', f] as const))(
