@@ -74,6 +74,7 @@ const TARGETS = {
 type TargetKind = keyof typeof TARGETS;
 /** The informational cases: no target applies. */
 const REFERENCE = 'reference: space listing, limit 50, listing cache off';
+const COLD = 'reference: space listing, no page and no summary rendered before';
 const BEFORE = 'reference: space listing by the ORM path (before issue 16), no listing cache';
 
 /** The space listing through page()'s general path (a FilterQuery), counted per request. */
@@ -426,6 +427,14 @@ async function main(): Promise<void> {
       models: new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false })),
     };
     const pagesOff = await listen(createApp({ config, orm, storage: pagesOffStorage, logger, services: pagesOffServices }));
+    // For reference: neither pages nor rendered summaries kept (every summary of every page read
+    // and rendered anew, as right after every product of the space changed); totals still kept.
+    const coldStorage = await openBlobStore(storageOptions(config));
+    const coldServices = {
+      ...createServices({ config, orm, storage: coldStorage, logger }),
+      models: new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, rows: false })),
+    };
+    const cold = await listen(createApp({ config, orm, storage: coldStorage, logger, services: coldServices }));
     // For reference: the listing as it was served before its own path (issue 16), the ORM query
     // and entity mapping with a count per request (the general path the tests compare against).
     const ormPathStorage = await openBlobStore(storageOptions(config));
@@ -473,6 +482,12 @@ async function main(): Promise<void> {
         },
         headers: auth,
         target: 'uncached',
+      },
+      {
+        name: `${COLD}: random skip 0–${maxSkip}`,
+        requests: { varied: { kind: 'skip', origin: cold.origin, path: listPath, seed: 1, maxSkip, step: 1 } },
+        headers: auth,
+        target: null,
       },
       { name: REFERENCE, requests: { url: list.replace(origin, uncached.origin) }, headers: auth, target: null },
       {
@@ -543,6 +558,7 @@ async function main(): Promise<void> {
     await close(ceiling.server);
     await close(uncached.server);
     await close(pagesOff.server);
+    await close(cold.server);
     await close(ormPath.server);
     // The load generator stops mid-request: let the handlers it abandoned finish their queries
     // before the pool closes under them.

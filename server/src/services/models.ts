@@ -16,7 +16,7 @@ import {
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter, searchTextPattern } from '../persistence/queries.ts';
-import { listingPage, summarize, summaryPage, type ListingSql, type ModelSummary } from './summaries.ts';
+import { listingPage, summarize, summaryPage, type ListingSql, type ModelSummary, type RowSpace } from './summaries.ts';
 
 export type { ListingSql } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
@@ -150,6 +150,11 @@ export interface PageOptions {
    * it and the filters, shared by all skips and limits. null/undefined: counted with every page.
    */
   countScope?: string | null;
+  /**
+   * The space every match is in, as the caller's access check read it (its listing_version, slug
+   * and name): rendered summaries are then looked up without reading the space again.
+   */
+  space?: RowSpace;
 }
 
 const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
@@ -205,7 +210,7 @@ export class ModelService {
     let countAll: () => Promise<number>;
     if (isListingSql(visible)) {
       const where = listingWhere(visible, filters);
-      page = await listingPage(em, where, { skip, limit, count });
+      page = await listingPage(em, where, { skip, limit, count, rows: this.listingCache?.rows, space: opts.space });
       countAll = async () => {
         const [row] = await em.execute<{ n: number | string }[]>(`select count(*) as n from products p where ${where.sql}`, [...where.params]);
         return Number(row!.n);
@@ -235,7 +240,7 @@ export class ModelService {
     const key = spaceListingKey(space, filters);
     const cached = this.listingCache.get(key);
     if (cached) return cached;
-    const page = await this.page(em, visible, filters, { countScope });
+    const page = await this.page(em, visible, filters, { countScope, space });
     this.listingCache.set(key, page);
     return page;
   }

@@ -351,6 +351,71 @@ interface ListingRow extends JoinedColumns {
 }
 
 /**
+ * Rendered summaries kept across requests (ListingCache's rows): one summary's JSON bytes under a
+ * key naming the product and everything its summary shows (see rowKey).
+ */
+export interface SummaryRowCache {
+  getRow(key: string): Buffer | undefined;
+  setRow(key: string, json: Buffer): void;
+}
+
+/** What a summary shows of its space; listing_version is bumped by every change to the space's products, versions and artifacts. */
+export interface RowSpace {
+  slug: string;
+  name: string;
+  listing_version: number | string;
+}
+
+/**
+ * A rendered summary's key: the product, and its space's listing_version, slug and name. Every
+ * column a summary shows is the product's, its versions' and artifacts' (each change bumps the
+ * space's listing_version, in the change's own transaction) or the space's slug and name (in the
+ * key), so an entry is never stale, only unreachable; a product moved to another space is keyed
+ * under that space. The version is read before the row is (in an earlier statement), so an
+ * entry never holds a row older than its key says.
+ */
+function rowKey(id: string, space: RowSpace): string {
+  return `${id}\u0000${space.listing_version}\u0000${space.slug}\u0000${space.name}`;
+}
+
+/** The listing's page statement: `where`'s matches in listing order, from `skip`, with all their summary columns. */
+function listingRowsSql(em: Em, where: string, count: 'separate' | 'window' | 'none'): string {
+  const joined = dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT;
+  const window = count === 'window' ? ', count(*) over () as total_count' : '';
+  const separate = count === 'separate' ? `, (select count(*) from products p where ${where}) as total_count` : '';
+  return (
+    `select ${LISTING_PRODUCT_COLUMNS}, s.slug as space_slug, s.name as space_name, ` +
+    joined.columns +
+    (window ? ', k.total_count' : separate) +
+    ` from (select p.id, p.updated_at${window} from products p where ${where} ` +
+    'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
+    'join products p on p.id = k.id ' +
+    'join spaces s on s.id = p.space_id ' +
+    joined.joins +
+    'order by k.updated_at desc, k.id desc'
+  );
+}
+
+/** Runs a listing statement: prepared on PostgreSQL (one name per distinct text, up to the cap), plain beyond. */
+async function runListing<T>(em: Em, sql: string, params: readonly unknown[]): Promise<T[]> {
+  let name = listingStatementNames.get(sql);
+  if (name === undefined && listingStatementNames.size < MAX_LISTING_STATEMENTS) {
+    name = `model_listing_${listingStatementNames.size + 1}`;
+    listingStatementNames.set(sql, name);
+  }
+  return name ? executeHot<T>(em, name, sql, params) : em.execute<T[]>(sql, [...params]);
+}
+
+/** A page's ids in listing order, each with what its summary's key needs of its space (from the caller, or the join). */
+interface PageIdRow {
+  id: string;
+  space_slug?: string;
+  space_name?: string;
+  space_version?: number | string;
+  total_count?: number | string;
+}
+
+/**
  * The listing's page, rendered: the same bytes as JSON.stringify of summaryPage's items for the
  * same condition, order and window, from one plain statement (on PostgreSQL a prepared one) whose
  * rows are written straight into the JSON text, with no entity mapping or query building.
@@ -361,31 +426,20 @@ interface ListingRow extends JoinedColumns {
  * 'window' counts the matches in the id query (`count(*) over ()`), 'separate' as an uncorrelated
  * subquery, 'none' not at all (the caller knows the total). `total` is null when the page is
  * empty or nothing was counted.
+ *
+ * With `rows` (a SummaryRowCache), a summary rendered before is reused while its key still
+ * holds (rowKey): the statement then reads the page's ids alone (an index-only walk, with their
+ * spaces' versions when `space` — the space every match is in, as the caller's access check read
+ * it — is not given), and only the summaries not kept are read and rendered, by id.
  */
 export async function listingPage(
   em: Em,
   where: ListingSql,
-  opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none' },
+  opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none'; rows?: SummaryRowCache | null; space?: RowSpace },
 ): Promise<{ body: Buffer; count: number; total: number | null }> {
-  const window = opts.count === 'window' ? ', count(*) over () as total_count' : '';
-  const separate = opts.count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
-  const sql =
-    `select ${LISTING_PRODUCT_COLUMNS}, s.slug as space_slug, s.name as space_name, ` +
-    (dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT).columns +
-    (window ? ', k.total_count' : separate) +
-    ` from (select p.id, p.updated_at${window} from products p where ${where.sql} ` +
-    'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
-    'join products p on p.id = k.id ' +
-    'join spaces s on s.id = p.space_id ' +
-    (dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT).joins +
-    'order by k.updated_at desc, k.id desc';
-  const params = [...(separate ? where.params : []), ...where.params, opts.limit, opts.skip];
-  let name = listingStatementNames.get(sql);
-  if (name === undefined && listingStatementNames.size < MAX_LISTING_STATEMENTS) {
-    name = `model_listing_${listingStatementNames.size + 1}`;
-    listingStatementNames.set(sql, name);
-  }
-  const rows = name ? await executeHot<ListingRow>(em, name, sql, params) : await em.execute<ListingRow[]>(sql, params);
+  if (opts.rows) return cachedRowsPage(em, where, { ...opts, rows: opts.rows });
+  const params = [...(opts.count === 'separate' ? where.params : []), ...where.params, opts.limit, opts.skip];
+  const rows = await runListing<ListingRow>(em, listingRowsSql(em, where.sql, opts.count), params);
   const platform = em.getPlatform();
   let json = '[';
   for (let i = 0; i < rows.length; i++) {
@@ -395,6 +449,69 @@ export async function listingPage(
   json += ']';
   const total = rows.length > 0 && opts.count !== 'none' ? Number(rows[0]!.total_count) : null;
   return { body: Buffer.from(json, 'utf8'), count: rows.length, total };
+}
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
+
+async function cachedRowsPage(
+  em: Em,
+  where: ListingSql,
+  opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none'; rows: SummaryRowCache; space?: RowSpace },
+): Promise<{ body: Buffer; count: number; total: number | null }> {
+  const window = opts.count === 'window' ? ', count(*) over () as total_count' : '';
+  const separate = opts.count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
+  const spaceColumns = opts.space ? '' : ', s.slug as space_slug, s.name as space_name, s.listing_version as space_version';
+  const sql =
+    `select k.id${spaceColumns}${window ? ', k.total_count' : separate} ` +
+    `from (select p.id, p.updated_at${opts.space ? '' : ', p.space_id'}${window} from products p where ${where.sql} ` +
+    'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
+    (opts.space ? '' : 'join spaces s on s.id = k.space_id ') +
+    'order by k.updated_at desc, k.id desc';
+  const params = [...(separate ? where.params : []), ...where.params, opts.limit, opts.skip];
+  const ids = await runListing<PageIdRow>(em, sql, params);
+  const parts: Buffer[] = new Array<Buffer>(ids.length);
+  const keys: string[] = new Array<string>(ids.length);
+  const missing: string[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const row = ids[i]!;
+    const space = opts.space ?? { slug: row.space_slug!, name: row.space_name!, listing_version: row.space_version! };
+    const key = rowKey(row.id, space);
+    keys[i] = key;
+    const kept = opts.rows.getRow(key);
+    if (kept) parts[i] = kept;
+    else missing.push(row.id);
+  }
+  if (missing.length > 0) {
+    const byId = await renderById(em, missing);
+    for (let i = 0; i < ids.length; i++) {
+      if (parts[i]) continue;
+      const json = byId.get(ids[i]!.id);
+      // Deleted since the id was read (products are archived, not deleted, but an admin may): the
+      // page is read again as one statement.
+      if (!json) return listingPage(em, where, { ...opts, rows: null });
+      parts[i] = json;
+      opts.rows.setRow(keys[i]!, json);
+    }
+  }
+  const chunks: Buffer[] = [OPEN];
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) chunks.push(COMMA);
+    chunks.push(parts[i]!);
+  }
+  chunks.push(CLOSE);
+  const total = ids.length > 0 && opts.count !== 'none' ? Number(ids[0]!.total_count) : null;
+  return { body: Buffer.concat(chunks), count: ids.length, total };
+}
+
+/** The summaries of the given products, rendered, by id: one statement (a prepared one on PostgreSQL). */
+async function renderById(em: Em, ids: readonly string[]): Promise<Map<string, Buffer>> {
+  const postgres = dialectOf(em) === 'postgresql';
+  const where = postgres ? 'p.id = any(?)' : 'p.id in (select value from json_each(?))';
+  const rows = await runListing<ListingRow>(em, listingRowsSql(em, where, 'none'), [postgres ? ids : JSON.stringify(ids), ids.length, 0]);
+  const platform = em.getPlatform();
+  return new Map(rows.map((r) => [r.id, Buffer.from(summaryJson(r, platform), 'utf8')]));
 }
 
 const str = (s: string) => JSON.stringify(s);

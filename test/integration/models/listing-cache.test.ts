@@ -137,7 +137,7 @@ for (const target of targets) {
 
     describe('the service', () => {
       it('reuses a page only for the same space, version and filters (equivalent `types` share one)', async () => {
-        const cache = new ListingCache(1024 * 1024);
+        const cache = new ListingCache(1024 * 1024, { rows: false });
         const service = new ModelService(app.orm, cache);
         const user = async () => authenticate(app.em(), owner.key);
         const filters = { types: ['ML Model', 'AI System', 'ML Model'] as ('ML Model' | 'AI System')[] };
@@ -163,7 +163,7 @@ for (const target of targets) {
       });
 
       it('keeps within its byte budget', async () => {
-        const cache = new ListingCache(4096);
+        const cache = new ListingCache(4096, { rows: false });
         const service = new ModelService(app.orm, cache);
         const user = await authenticate(app.em(), owner.key);
         for (let limit = 1; limit <= 20; limit++) await service.listSpace(app.em(), user, SPACE, { limit, include_archived: true });

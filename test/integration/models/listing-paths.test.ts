@@ -13,6 +13,7 @@ import { RawQueryFragment } from '@mikro-orm/core';
 import { ModelArtifact, Product, ProductVersion, Space, User } from '../../../server/src/persistence/entities.ts';
 import { ModelService, type ModelFilters } from '../../../server/src/services/models.ts';
 import { ListingCache } from '../../../server/src/services/listing-cache.ts';
+import { authenticate } from '../../../server/src/access/api-keys.ts';
 import { createApp } from '../../../server/src/app.ts';
 import { loadConfig } from '../../../server/src/config.ts';
 import { createLogger } from '../../../server/src/logger.ts';
@@ -341,7 +342,7 @@ for (const target of targets) {
       };
 
       it('is counted once for all skips and limits: a page with another skip runs no count', async () => {
-        const service = new ModelService(app.orm, new ListingCache(1024 * 1024));
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { rows: false }));
         const statements: string[] = [];
         const knex = app.orm.em.getKnex();
         const record = (q: { sql: string }) => statements.push(q.sql);
@@ -360,6 +361,63 @@ for (const target of targets) {
         const general = await reference().page(app.em(), { space: spaceId }, { skip: 50, limit: 20 });
         expect(second.body.toString('utf8')).toBe(general.body.toString('utf8'));
         expect(second.total).toBe(general.total);
+      });
+
+      it('reuses rendered summaries across pages and filters: a page of summaries rendered before is one id statement', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = await authenticate(app.em(), owner.key);
+        const statements: string[] = [];
+        const knex = app.orm.em.getKnex();
+        const record = (q: { sql: string }) => statements.push(q.sql);
+        // Renders every summary of the space (the listing's first 1,000, archived ones included).
+        const all = await service.listSpace(app.em(), user, SPACE, { include_archived: true, limit: 1000 });
+        expect(all.body.toString('utf8')).toBe((await expected({ include_archived: true, limit: 1000 })).text);
+        for (const filters of FILTERS) {
+          statements.length = 0;
+          knex.on('query', record);
+          let page;
+          try {
+            page = await service.listSpace(app.em(), user, SPACE, filters);
+          } finally {
+            knex.removeListener('query', record);
+          }
+          const want = await expected(filters);
+          expect(page.body.toString('utf8'), queryOf(filters)).toBe(want.text);
+          expect(String(page.total), queryOf(filters)).toBe(want.total);
+          // The space check, then at most the id statement and the count: no summary is read again.
+          const reads = statements.filter((sql) => /space_name|long_description/.test(sql));
+          expect(reads, `${queryOf(filters)}: ${reads.join('\n')}`).toEqual([]);
+        }
+      });
+
+      it('never serves a rendered summary after what it shows changed: the product, its versions and artifacts, its space', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = async () => authenticate(app.em(), owner.key);
+        const exact = async (filters: ModelFilters, where: string) => {
+          const page = await service.listSpace(app.em(), await user(), SPACE, filters);
+          expect(page.body.toString('utf8'), where).toBe((await expected(filters)).text);
+          return JSON.parse(page.body.toString('utf8')) as ModelSummary[];
+        };
+        const [first] = await exact({ limit: 5 }, 'rendered');
+        const em = app.em();
+        // Plain SQL, as the admin CLI or an operator might: the database's triggers still bump the version.
+        expect(await em.nativeUpdate(Product, { id: first!.id }, { description: 'changed under the cache' })).toBe(1);
+        expect((await exact({ limit: 5, skip: 0 }, 'product row changed')).find((m) => m.id === first!.id)?.description).toBe('changed under the cache');
+        const v = em.create(ProductVersion, { product: first!.id, version_number: 99, version_type: 'major', is_current: false, created_at: new Date(), updated_at: new Date() } as never);
+        await em.flush();
+        const after = (await exact({ limit: 5 }, 'version added')).find((m) => m.id === first!.id)!;
+        expect(after.version_count).toBe(first!.version_count + 1);
+        await app.em().nativeDelete(ProductVersion, { id: (v as ProductVersion).id });
+        await exact({ limit: 5 }, 'version removed');
+        const space = await app.em().findOneOrFail(Space, { slug: SPACE });
+        const name = space.name;
+        expect(await app.em().nativeUpdate(Space, { id: space.id }, { name: 'Renamed Space' })).toBe(1);
+        try {
+          expect((await exact({ limit: 5 }, 'space renamed'))[0]!.space_name).toBe('Renamed Space');
+        } finally {
+          await app.em().nativeUpdate(Space, { id: space.id }, { name });
+        }
+        expect((await exact({ limit: 5 }, 'space renamed back'))[0]!.space_name).toBe(name);
       });
 
       it('follows creating, archiving, a new version and an artifact: bodies and X-Total-Count change with them', async () => {
