@@ -60,16 +60,16 @@ describe('direct I/O helpers', () => {
     c.release();
   });
 
-  it('keeps every released buffer for reuse, however many were in use at once, halves them past 32, and drops blocks only once they are idle', () => {
+  it('keeps every released buffer for reuse, however many were in use at once, halves them past 16, and drops blocks only once they are idle', () => {
     const before = alignedBufferPool();
     // More than the 16 free buffers the pool used to keep: with 40 chunks in flight, every dip
     // dropped buffers and the next rise allocated new blocks.
     const first = Array.from({ length: 40 }, () => takeAlignedBuffer());
     const grown = alignedBufferPool();
     expect(grown.inUse).toBe(before.inUse + 40);
-    // Past 32 full-size buffers in use, writers get half-size ones (still aligned).
-    expect(first.slice(0, 32).every((b) => b.bytes.length === DIRECT_BUFFER_BYTES)).toBe(true);
-    expect(first.slice(32).every((b) => b.bytes.length === DIRECT_BUFFER_BYTES / 2 && b.bytes.byteOffset % DIRECT_ALIGN === 0)).toBe(true);
+    // Past 16 full-size buffers in use, writers get half-size ones (still aligned).
+    expect(first.slice(0, 16).every((b) => b.bytes.length === DIRECT_BUFFER_BYTES)).toBe(true);
+    expect(first.slice(16).every((b) => b.bytes.length === DIRECT_BUFFER_BYTES / 2 && b.bytes.byteOffset % DIRECT_ALIGN === 0)).toBe(true);
     for (const b of first) b.release();
     expect(alignedBufferPool()).toMatchObject({ blocks: grown.blocks, inUse: before.inUse });
     const again = Array.from({ length: 40 }, () => takeAlignedBuffer());

@@ -36,7 +36,7 @@ export const DIRECT_BUFFER_BYTES = 1024 * 1024;
  * bench VM, so 512 KiB writes for the bytes beyond add ~0.04 CPU s per GiB; 256 KiB ones cost
  * 0.2 s more per GiB than 1 MiB ones.)
  */
-const FULL_SIZE_LIMIT = 32;
+const FULL_SIZE_LIMIT = 16;
 const WASM_PAGE = 64 * 1024;
 /** Bytes per WebAssembly.Memory (each Memory reserves address space of its own; few, larger ones). */
 const BLOCK_BYTES = 8 * DIRECT_BUFFER_BYTES;
@@ -72,7 +72,7 @@ let trimTimer: NodeJS.Timeout | null = null;
 /**
  * Takes a buffer from the pool, allocating a block of them when none is free. Released buffers are
  * all kept for reuse, so the pool holds as many as were ever in use at once (one per chunk being
- * received: 32 × 1 MiB + 32 × 512 KiB with 64 chunks in flight), and reused memory is warm (fresh memory costs page
+ * received: 16 × 1 MiB + 48 × 512 KiB with 64 chunks in flight), and reused memory is warm (fresh memory costs page
  * faults). Buffers come from the oldest block that has one free, so that with less traffic the
  * newer blocks fall entirely free and trimAlignedBuffers can drop them. (Keeping only a fixed
  * number of free buffers instead dropped single buffers of blocks still in use: with more chunks
