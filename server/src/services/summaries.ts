@@ -511,7 +511,18 @@ async function renderById(em: Em, ids: readonly string[]): Promise<Map<string, B
   const where = postgres ? 'p.id = any(?)' : 'p.id in (select value from json_each(?))';
   const rows = await runListing<ListingRow>(em, listingRowsSql(em, where, 'none'), [postgres ? ids : JSON.stringify(ids), ids.length, 0]);
   const platform = em.getPlatform();
-  return new Map(rows.map((r) => [r.id, Buffer.from(summaryJson(r, platform), 'utf8')]));
+  return new Map(rows.map((r) => [r.id, ownBuffer(summaryJson(r, platform))]));
+}
+
+/**
+ * The UTF-8 bytes of `text` in memory of their own. Buffer.from puts small buffers in shared
+ * 8 KiB slabs, and a kept summary would keep its whole slab alive after the others in it were
+ * evicted: the cache's byte budget would no longer bound what it holds.
+ */
+function ownBuffer(text: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'utf8'));
+  bytes.write(text, 'utf8');
+  return bytes;
 }
 
 const str = (s: string) => JSON.stringify(s);

@@ -364,7 +364,14 @@ for (const target of targets) {
       });
 
       it('reuses rendered summaries across pages and filters: a page of summaries rendered before is one id statement', async () => {
-        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const kept: Buffer[] = [];
+        const cache = new (class extends ListingCache {
+          override setRow(key: string, json: Buffer): void {
+            kept.push(json);
+            super.setRow(key, json);
+          }
+        })(1024 * 1024, { pages: false });
+        const service = new ModelService(app.orm, cache);
         const user = await authenticate(app.em(), owner.key);
         const statements: string[] = [];
         const knex = app.orm.em.getKnex();
@@ -372,6 +379,9 @@ for (const target of targets) {
         // Renders every summary of the space (the listing's first 1,000, archived ones included).
         const all = await service.listSpace(app.em(), user, SPACE, { include_archived: true, limit: 1000 });
         expect(all.body.toString('utf8')).toBe((await expected({ include_archived: true, limit: 1000 })).text);
+        expect(kept.length).toBe(all.count);
+        // Each kept summary in memory of its own, not a slice of a shared slab that it would keep alive.
+        expect(kept.every((b) => b.byteOffset === 0 && b.buffer.byteLength === b.length)).toBe(true);
         for (const filters of FILTERS) {
           statements.length = 0;
           knex.on('query', record);
