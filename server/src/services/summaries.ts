@@ -378,16 +378,27 @@ function rowKey(id: string, space: RowSpace): string {
   return `${id}\u0000${space.listing_version}\u0000${space.slug}\u0000${space.name}`;
 }
 
+/**
+ * How a listing statement counts its matches: `inner` goes into the id subquery `k` (a window),
+ * `outer` into the outer select list (k's window, or an uncorrelated subquery); `params` are the
+ * statement's, in order, for `where` and the page window.
+ */
+function countParts(where: ListingSql, count: 'separate' | 'window' | 'none', limit: number, skip: number) {
+  const inner = count === 'window' ? ', count(*) over () as total_count' : '';
+  const outer =
+    count === 'window' ? ', k.total_count' : count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
+  const params = [...(count === 'separate' ? where.params : []), ...where.params, limit, skip];
+  return { inner, outer, params };
+}
+
 /** The listing's page statement: `where`'s matches in listing order, from `skip`, with all their summary columns. */
-function listingRowsSql(em: Em, where: string, count: 'separate' | 'window' | 'none'): string {
+function listingRowsSql(em: Em, where: string, counted: { inner: string; outer: string }): string {
   const joined = dialectOf(em) === 'postgresql' ? LATERAL_VERSION_ARTIFACT : JOINED_VERSION_ARTIFACT;
-  const window = count === 'window' ? ', count(*) over () as total_count' : '';
-  const separate = count === 'separate' ? `, (select count(*) from products p where ${where}) as total_count` : '';
   return (
     `select ${LISTING_PRODUCT_COLUMNS}, s.slug as space_slug, s.name as space_name, ` +
     joined.columns +
-    (window ? ', k.total_count' : separate) +
-    ` from (select p.id, p.updated_at${window} from products p where ${where} ` +
+    counted.outer +
+    ` from (select p.id, p.updated_at${counted.inner} from products p where ${where} ` +
     'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
     'join products p on p.id = k.id ' +
     'join spaces s on s.id = p.space_id ' +
@@ -438,8 +449,8 @@ export async function listingPage(
   opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none'; rows?: SummaryRowCache | null; space?: RowSpace },
 ): Promise<{ body: Buffer; count: number; total: number | null }> {
   if (opts.rows) return cachedRowsPage(em, where, { ...opts, rows: opts.rows });
-  const params = [...(opts.count === 'separate' ? where.params : []), ...where.params, opts.limit, opts.skip];
-  const rows = await runListing<ListingRow>(em, listingRowsSql(em, where.sql, opts.count), params);
+  const counted = countParts(where, opts.count, opts.limit, opts.skip);
+  const rows = await runListing<ListingRow>(em, listingRowsSql(em, where.sql, counted), counted.params);
   const platform = em.getPlatform();
   let json = '[';
   for (let i = 0; i < rows.length; i++) {
@@ -460,17 +471,15 @@ async function cachedRowsPage(
   where: ListingSql,
   opts: { skip: number; limit: number; count: 'separate' | 'window' | 'none'; rows: SummaryRowCache; space?: RowSpace },
 ): Promise<{ body: Buffer; count: number; total: number | null }> {
-  const window = opts.count === 'window' ? ', count(*) over () as total_count' : '';
-  const separate = opts.count === 'separate' ? `, (select count(*) from products p where ${where.sql}) as total_count` : '';
+  const counted = countParts(where, opts.count, opts.limit, opts.skip);
   const spaceColumns = opts.space ? '' : ', s.slug as space_slug, s.name as space_name, s.listing_version as space_version';
   const sql =
-    `select k.id${spaceColumns}${window ? ', k.total_count' : separate} ` +
-    `from (select p.id, p.updated_at${opts.space ? '' : ', p.space_id'}${window} from products p where ${where.sql} ` +
+    `select k.id${spaceColumns}${counted.outer} ` +
+    `from (select p.id, p.updated_at${opts.space ? '' : ', p.space_id'}${counted.inner} from products p where ${where.sql} ` +
     'order by p.updated_at desc, p.id desc limit ? offset ?) k ' +
     (opts.space ? '' : 'join spaces s on s.id = k.space_id ') +
     'order by k.updated_at desc, k.id desc';
-  const params = [...(separate ? where.params : []), ...where.params, opts.limit, opts.skip];
-  const ids = await runListing<PageIdRow>(em, sql, params);
+  const ids = await runListing<PageIdRow>(em, sql, counted.params);
   const parts: Buffer[] = new Array<Buffer>(ids.length);
   const keys: string[] = new Array<string>(ids.length);
   const missing: string[] = [];
@@ -508,8 +517,9 @@ async function cachedRowsPage(
 /** The summaries of the given products, rendered, by id: one statement (a prepared one on PostgreSQL). */
 async function renderById(em: Em, ids: readonly string[]): Promise<Map<string, Buffer>> {
   const postgres = dialectOf(em) === 'postgresql';
-  const where = postgres ? 'p.id = any(?)' : 'p.id in (select value from json_each(?))';
-  const rows = await runListing<ListingRow>(em, listingRowsSql(em, where, 'none'), [postgres ? ids : JSON.stringify(ids), ids.length, 0]);
+  const byIds: ListingSql = { sql: postgres ? 'p.id = any(?)' : 'p.id in (select value from json_each(?))', params: [postgres ? ids : JSON.stringify(ids)] };
+  const counted = countParts(byIds, 'none', ids.length, 0);
+  const rows = await runListing<ListingRow>(em, listingRowsSql(em, byIds.sql, counted), counted.params);
   const platform = em.getPlatform();
   return new Map(rows.map((r) => [r.id, ownBuffer(summaryJson(r, platform))]));
 }
