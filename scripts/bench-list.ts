@@ -74,7 +74,8 @@ const TARGETS = {
 type TargetKind = keyof typeof TARGETS;
 /** The informational cases: no target applies. */
 const REFERENCE = 'reference: space listing, limit 50, listing cache off';
-const COLD = 'reference: space listing, no page and no summary rendered before';
+const COLD = 'reference: space listing, no page, summary or match list kept';
+const NO_LISTS = 'reference: no match list kept';
 const BEFORE = 'reference: space listing by the ORM path (before issue 16), no listing cache';
 
 /** The space listing through page()'s general path (a FilterQuery), counted per request. */
@@ -363,7 +364,8 @@ async function explainRequests(orm: Orm, requests: [string, string, Record<strin
  * request (and the q term or filter combination with it). The member's ranges stay inside what
  * they see (~4,400 models; ~220 per q term; ~140 per combination).
  */
-function organizationCases(origin: string, owner: Record<string, string>, member: Record<string, string>): Case[] {
+/** The organization cases; with `reference`, its rows are references of that name (no target). */
+function organizationCases(origin: string, owner: Record<string, string>, member: Record<string, string>, reference?: string): Case[] {
   const path = '/api/v1.0/organizations/bench/model-repository/models?limit=50';
   const terms = SUBJECTS.map((t) => `q=${encodeURIComponent(t.toLowerCase())}`);
   const combos = FAMILIES.flatMap((f) => STATUSES.map((s) => `model_family=${f}&deployment_status=${s}`));
@@ -377,12 +379,13 @@ function organizationCases(origin: string, owner: Record<string, string>, member
   ];
   return cases.map(([who, headers, choices, maxSkip], n) => ({
     name:
+      (reference ? `${reference}: ` : '') +
       `organization, ${who}, uncached: ` +
       (choices === terms ? `q (${terms.length} terms), ` : choices === combos ? `2 filters (${combos.length} combinations), ` : '') +
       `random skip 0–${maxSkip}`,
     requests: { varied: choices ? { kind: 'pick', origin, path, seed: 10 + n, choices, maxSkip, step: 1 } : { kind: 'skip', origin, path, seed: 10 + n, maxSkip, step: 1 } },
     headers,
-    target: 'organization',
+    target: reference ? null : 'organization',
   }));
 }
 
@@ -416,30 +419,24 @@ async function main(): Promise<void> {
     // For reference: the same server without its listing cache (every request renders the page).
     const uncachedConfig = loadConfig({ ...configEnv, LISTING_CACHE_BYTES: '0' });
     const uncached = await listen(createApp({ config: uncachedConfig, orm, storage: await openBlobStore(storageOptions(uncachedConfig)), logger }));
-    // The uncached cases: the production server whose listing cache keeps totals but no pages,
-    // which is what it does when no request repeats another (every page is rendered; the exact
-    // total of a space, listing_version and filters is counted once and shared by every skip).
-    // Drawing distinct requests from the production cache instead would leave a share of
-    // repeats that grows with the run's length.
-    const pagesOffStorage = await openBlobStore(storageOptions(config));
-    const pagesOffServices = {
-      ...createServices({ config, orm, storage: pagesOffStorage, logger }),
-      models: new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false })),
+    /** A server like the production one whose model listings come from `models`. */
+    const serverWith = async (models: ModelService) => {
+      const storage = await openBlobStore(storageOptions(config));
+      return listen(createApp({ config, orm: orm!, storage, logger, services: { ...createServices({ config, orm: orm!, storage, logger }), models } }));
     };
-    const pagesOff = await listen(createApp({ config, orm, storage: pagesOffStorage, logger, services: pagesOffServices }));
-    // For reference: neither pages nor rendered summaries kept (every summary of every page read
-    // and rendered anew, as right after every product of the space changed); totals still kept.
-    const coldStorage = await openBlobStore(storageOptions(config));
-    const coldServices = {
-      ...createServices({ config, orm, storage: coldStorage, logger }),
-      models: new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, rows: false })),
-    };
-    const cold = await listen(createApp({ config, orm, storage: coldStorage, logger, services: coldServices }));
+    // The uncached cases: the production server whose listing cache keeps no pages, which is what
+    // it does when no request repeats another (every page is assembled anew). Exact totals, rendered
+    // summaries and match lists are kept as in production. Drawing distinct requests from the
+    // production cache instead would leave a share of repeats that grows with the run's length.
+    const pagesOff = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false })));
+    // For reference: no match lists either (every page's ids read by a statement).
+    const listsOff = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, listRows: 0 })));
+    // For reference: no pages, rendered summaries or match lists kept (every summary of every page
+    // read and rendered anew, as right after every product of the space changed); totals still kept.
+    const cold = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, rows: false, listRows: 0 })));
     // For reference: the listing as it was served before its own path (issue 16), the ORM query
     // and entity mapping with a count per request (the general path the tests compare against).
-    const ormPathStorage = await openBlobStore(storageOptions(config));
-    const ormPathServices = { ...createServices({ config, orm, storage: ormPathStorage, logger }), models: new OrmPathModelService(orm, null) };
-    const ormPath = await listen(createApp({ config, orm, storage: ormPathStorage, logger, services: ormPathServices }));
+    const ormPath = await serverWith(new OrmPathModelService(orm, null));
 
     const listPath = '/api/v1.0/catalog/spaces/bench-3/model-repository/models?limit=50';
     const list = `${origin}${listPath}`;
@@ -484,6 +481,25 @@ async function main(): Promise<void> {
         target: 'uncached',
       },
       {
+        name: `${NO_LISTS}: random filter combinations`,
+        requests: {
+          varied: {
+            kind: 'filters',
+            origin: listsOff.origin,
+            path: listPath,
+            seed: 2,
+            words: Q_WORDS,
+            families: FAMILIES,
+            statuses: STATUSES,
+            types: TYPES,
+            risks: RISKS.filter((r): r is string => r !== null),
+            tasks: TASKS,
+          },
+        },
+        headers: auth,
+        target: null,
+      },
+      {
         name: `${COLD}: random skip 0–${maxSkip}`,
         requests: { varied: { kind: 'skip', origin: cold.origin, path: listPath, seed: 1, maxSkip, step: 1 } },
         headers: auth,
@@ -500,6 +516,7 @@ async function main(): Promise<void> {
       // listing_version, caller scope and filters), every request drawn anew: the owner sees
       // every space (98,000 unarchived models), the member 50 spaces (~4,400).
       ...organizationCases(pagesOff.origin, auth, { Authorization: `Bearer ${member.api_key}` }),
+      ...organizationCases(listsOff.origin, auth, { Authorization: `Bearer ${member.api_key}` }, NO_LISTS),
     ];
     // BENCH_ONLY=word: only the cases whose name contains it (and the ceiling).
     const only = process.env.BENCH_ONLY;
@@ -558,6 +575,7 @@ async function main(): Promise<void> {
     await close(ceiling.server);
     await close(uncached.server);
     await close(pagesOff.server);
+    await close(listsOff.server);
     await close(cold.server);
     await close(ormPath.server);
     // The load generator stops mid-request: let the handlers it abandoned finish their queries

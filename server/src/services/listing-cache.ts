@@ -1,17 +1,24 @@
 /**
  * Rendered model listings of this process, bounded by size (least recently used entries go
- * first): whole pages, and single summaries that pages of any listing are assembled from.
+ * first): whole pages, single summaries that pages of any listing are assembled from, and match
+ * lists (a listing's first matches, in order) that say which summaries a page holds.
  * Entries never need invalidating: their keys carry the version of what they show (see
  * ModelService.listSpace and rowKey in summaries.ts), so a change makes the old entries
  * unreachable and they age out.
  */
 import { LRUCache } from 'lru-cache';
 import type { ModelPage } from './models.ts';
-import type { SummaryRowCache } from './summaries.ts';
+import { MatchList, type SummaryRowCache } from './summaries.ts';
+
+/** How many matches a match list keeps at most by default: pages with skip + limit beyond it are read by statements. */
+export const LIST_ROWS = 10_000;
 
 export class ListingCache implements SummaryRowCache {
-  /** Pages and rendered summaries share the budget: page keys are JSON arrays, summary keys start with the product id. */
-  private readonly entries: LRUCache<string, ModelPage | Buffer>;
+  /**
+   * Pages, rendered summaries and match lists share the budget: page keys are JSON arrays,
+   * summary keys start with the product id, list keys with `list` and a NUL.
+   */
+  private readonly entries: LRUCache<string, ModelPage | Buffer | MatchList>;
   /**
    * Exact totals (X-Total-Count) by count scope and filters (see ModelService.page): the pages of
    * one listing that differ in skip or limit share one count. The scope carries the version of
@@ -21,19 +28,24 @@ export class ListingCache implements SummaryRowCache {
 
   private readonly keepPages: boolean;
   private readonly keepRows: boolean;
+  /** The most matches a list keeps (0: no lists). */
+  readonly listRows: number;
 
   /**
    * `maxBytes`: the budget for rendered pages and summaries and their keys (a key's UTF-16 code
    * units count 2 bytes). `pages: false` keeps no pages, `rows: false` no summaries: bench:list
    * measures the listing with neither page repeating another (`pages: false`), and with nothing
-   * rendered before (both false); totals are kept either way.
+   * rendered before (both false); totals are kept either way. `listRows`: the most matches a
+   * match list keeps (LIST_ROWS by default; 0 keeps no lists).
    */
-  constructor(maxBytes: number, opts: { pages?: boolean; rows?: boolean } = {}) {
+  constructor(maxBytes: number, opts: { pages?: boolean; rows?: boolean; listRows?: number } = {}) {
     this.keepPages = opts.pages ?? true;
     this.keepRows = opts.rows ?? true;
-    this.entries = new LRUCache<string, ModelPage | Buffer>({
+    this.listRows = opts.listRows ?? LIST_ROWS;
+    this.entries = new LRUCache<string, ModelPage | Buffer | MatchList>({
       maxSize: maxBytes,
-      sizeCalculation: (entry, key) => (Buffer.isBuffer(entry) ? entry.length : entry.body.length) + 2 * key.length + 64,
+      sizeCalculation: (entry, key) =>
+        (Buffer.isBuffer(entry) ? entry.length : entry instanceof MatchList ? entry.bytes : entry.body.length) + 2 * key.length + 64,
     });
   }
 
@@ -45,7 +57,7 @@ export class ListingCache implements SummaryRowCache {
   get(key: string): ModelPage | undefined {
     if (!this.keepPages) return undefined;
     const entry = this.entries.get(key);
-    return entry === undefined || Buffer.isBuffer(entry) ? undefined : entry;
+    return entry === undefined || Buffer.isBuffer(entry) || entry instanceof MatchList ? undefined : entry;
   }
 
   /** A page larger than the whole budget is not kept. */
@@ -62,6 +74,16 @@ export class ListingCache implements SummaryRowCache {
     if (this.keepRows) this.entries.set(key, json);
   }
 
+  /** The match list kept under a listing's count scope and filters (the key of its total). */
+  getList(key: string): MatchList | undefined {
+    const entry = this.entries.get(`list\u0000${key}`);
+    return entry instanceof MatchList ? entry : undefined;
+  }
+
+  setList(key: string, list: MatchList): void {
+    if (this.listRows > 0) this.entries.set(`list\u0000${key}`, list);
+  }
+
   getTotal(key: string): number | undefined {
     return this.totals.get(key);
   }
@@ -70,7 +92,7 @@ export class ListingCache implements SummaryRowCache {
     this.totals.set(key, total);
   }
 
-  /** How many pages and summaries are kept. */
+  /** How many pages, summaries and match lists are kept. */
   get size(): number {
     return this.entries.size;
   }

@@ -16,7 +16,7 @@ import {
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter, searchTextPattern } from '../persistence/queries.ts';
-import { listingPage, summarize, summaryPage, type ListingSql, type ModelSummary, type RowSpace } from './summaries.ts';
+import { listingPage, matchListPage, readMatchList, summarize, summaryPage, type ListingSql, type ModelSummary, type RowSpace } from './summaries.ts';
 
 export type { ListingSql } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
@@ -210,6 +210,10 @@ export class ModelService {
     let countAll: () => Promise<number>;
     if (isListingSql(visible)) {
       const where = listingWhere(visible, filters);
+      if (known !== undefined) {
+        const listed = await this.fromMatchList(em, totalKey!, known, where, skip, limit, opts.space);
+        if (listed) return { body: listed.body, count: listed.count, total: known, skip, limit };
+      }
       page = await listingPage(em, where, { skip, limit, count, rows: this.listingCache?.rows, space: opts.space });
       countAll = async () => {
         const [row] = await em.execute<{ n: number | string }[]>(`select count(*) as n from products p where ${where.sql}`, [...where.params]);
@@ -225,6 +229,29 @@ export class ModelService {
     const total = known ?? page.total ?? (skip === 0 && page.count === 0 ? 0 : await countAll());
     if (totalKey !== null && known === undefined) this.listingCache!.setTotal(totalKey, total);
     return { body: page.body, count: page.count, total, skip, limit };
+  }
+
+  /**
+   * A page from the listing's match list (see MatchList), when the list covers it: no statement
+   * but the reads of summaries not rendered before. The list is read on the second request of a
+   * listing at one version and filters (its total was counted by the first), so a listing asked
+   * once after each change costs no more than before, and paging through one costs one walk.
+   * null: the page is read by statements (no lists kept, the page is past the list's end, or the
+   * matches changed since they were counted).
+   */
+  private async fromMatchList(em: Em, key: string, total: number, where: ListingSql, skip: number, limit: number, space: RowSpace | undefined) {
+    const cache = this.listingCache!;
+    const kept = Math.min(total, cache.listRows);
+    if (kept === 0 || (skip + limit > kept && kept < total)) return null;
+    let list = cache.getList(key);
+    if (!list) {
+      list = (await readMatchList(em, where, kept, space)) ?? undefined;
+      // Fewer or more matches than counted: what they show changed since (the version the scope
+      // names is already old); the statements serve this request, and the next scope its list.
+      if (!list || list.length !== kept) return null;
+      cache.setList(key, list);
+    }
+    return matchListPage(em, list, { skip, limit, rows: cache.rows, space });
   }
 
   /**

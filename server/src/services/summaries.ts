@@ -480,28 +480,39 @@ async function cachedRowsPage(
     (opts.space ? '' : 'join spaces s on s.id = k.space_id ') +
     'order by k.updated_at desc, k.id desc';
   const ids = await runListing<PageIdRow>(em, sql, counted.params);
+  const spaces = ids.map((row) => opts.space ?? { slug: row.space_slug!, name: row.space_name!, listing_version: row.space_version! });
+  const body = await assemblePage(em, ids.map((row) => row.id), spaces, opts.rows);
+  // Deleted since the id was read (products are archived, not deleted, but an admin may): the
+  // page is read again as one statement.
+  if (!body) return listingPage(em, where, { ...opts, rows: null });
+  const total = ids.length > 0 && opts.count !== 'none' ? Number(ids[0]!.total_count) : null;
+  return { body, count: ids.length, total };
+}
+
+/**
+ * The JSON array of the given products' summaries, in the given order: each one kept in `rows`
+ * under its key (rowKey, with `spaces[i]` the space its product is in) is reused, the others are
+ * read and rendered by id in one statement and kept. null when a product is gone.
+ */
+async function assemblePage(em: Em, ids: readonly string[], spaces: readonly RowSpace[], rows: SummaryRowCache | null): Promise<Buffer | null> {
   const parts: Buffer[] = new Array<Buffer>(ids.length);
   const keys: string[] = new Array<string>(ids.length);
   const missing: string[] = [];
   for (let i = 0; i < ids.length; i++) {
-    const row = ids[i]!;
-    const space = opts.space ?? { slug: row.space_slug!, name: row.space_name!, listing_version: row.space_version! };
-    const key = rowKey(row.id, space);
+    const key = rowKey(ids[i]!, spaces[i]!);
     keys[i] = key;
-    const kept = opts.rows.getRow(key);
+    const kept = rows?.getRow(key);
     if (kept) parts[i] = kept;
-    else missing.push(row.id);
+    else missing.push(ids[i]!);
   }
   if (missing.length > 0) {
     const byId = await renderById(em, missing);
     for (let i = 0; i < ids.length; i++) {
       if (parts[i]) continue;
-      const json = byId.get(ids[i]!.id);
-      // Deleted since the id was read (products are archived, not deleted, but an admin may): the
-      // page is read again as one statement.
-      if (!json) return listingPage(em, where, { ...opts, rows: null });
+      const json = byId.get(ids[i]!);
+      if (!json) return null;
       parts[i] = json;
-      opts.rows.setRow(keys[i]!, json);
+      rows?.setRow(keys[i]!, json);
     }
   }
   const chunks: Buffer[] = [OPEN];
@@ -510,8 +521,93 @@ async function cachedRowsPage(
     chunks.push(parts[i]!);
   }
   chunks.push(CLOSE);
-  const total = ids.length > 0 && opts.count !== 'none' ? Number(ids[0]!.total_count) : null;
-  return { body: Buffer.concat(chunks), count: ids.length, total };
+  return Buffer.concat(chunks);
+}
+
+/** A UUID's length: a match list keeps its ids end to end, each this long. */
+const ID_LENGTH = 36;
+
+/**
+ * The first matches of one listing (one visibility condition and one set of filters) in listing
+ * order: what a page of that listing needs besides its summaries, for any skip and limit inside
+ * it. Kept by ListingCache under the listing's count scope and filters, whose version makes an
+ * entry unreachable once anything that decides the matches or their order changes.
+ */
+export class MatchList {
+  constructor(
+    /** The ids, ID_LENGTH characters each, end to end (one flat string, not one object per id). */
+    private readonly ids: string,
+    /** How many matches are kept: the first `length` of the listing. */
+    readonly length: number,
+    /** Organization listings: the space of each match, as an index into `spaces`; null for a space listing. */
+    private readonly spaceOf: Uint32Array | null,
+    private readonly spaces: readonly RowSpace[] | null,
+  ) {}
+
+  /** What the list holds, in bytes (for the cache's budget). */
+  get bytes(): number {
+    return this.ids.length + (this.spaceOf?.byteLength ?? 0) + (this.spaces?.length ?? 0) * 160;
+  }
+
+  /** The ids from `skip`, at most `limit`. */
+  idsOf(skip: number, limit: number): string[] {
+    const end = Math.min(this.length, skip + limit);
+    const out: string[] = [];
+    for (let i = skip; i < end; i++) out.push(this.ids.slice(i * ID_LENGTH, (i + 1) * ID_LENGTH));
+    return out;
+  }
+
+  /** The spaces of the ids from `skip`, at most `limit`: each its own, or `space` for a space listing. */
+  spacesOf(skip: number, limit: number, space: RowSpace | undefined): RowSpace[] {
+    const end = Math.min(this.length, skip + limit);
+    const out: RowSpace[] = [];
+    for (let i = skip; i < end; i++) out.push(this.spaceOf ? this.spaces![this.spaceOf[i]!]! : space!);
+    return out;
+  }
+}
+
+/**
+ * The first `max` matches of `where` in listing order, as a MatchList: an index-only walk of the
+ * listing's index. Without `space` (an organization listing), each match's space too, its slug,
+ * name and listing_version read in a second statement: every listing_version is read after the
+ * caller's scope, so before any summary is (see rowKey). null when an id is not a UUID's text
+ * (a row written by hand on SQLite): such a listing is served by its statements.
+ */
+export async function readMatchList(em: Em, where: ListingSql, max: number, space: RowSpace | undefined): Promise<MatchList | null> {
+  const sql =
+    `select p.id${space ? '' : ', p.space_id'} from products p where ${where.sql} ` + 'order by p.updated_at desc, p.id desc limit ?';
+  const rows = await runListing<{ id: string; space_id?: string }>(em, sql, [...where.params, max]);
+  if (!rows.every((r) => r.id.length === ID_LENGTH)) return null;
+  const ids = rows.map((r) => r.id).join('');
+  if (space) return new MatchList(ids, rows.length, null, null);
+  const spaceIds = [...new Set(rows.map((r) => r.space_id!))];
+  const index = new Map(spaceIds.map((id, i) => [id, i]));
+  const postgres = dialectOf(em) === 'postgresql';
+  const found = await runListing<{ id: string; slug: string; name: string; listing_version: number | string }>(
+    em,
+    `select s.id, s.slug, s.name, s.listing_version from spaces s where ${postgres ? 's.id = any(?)' : 's.id in (select value from json_each(?))'}`,
+    [postgres ? spaceIds : JSON.stringify(spaceIds)],
+  );
+  const spaces: RowSpace[] = new Array<RowSpace>(spaceIds.length);
+  for (const s of found) spaces[index.get(s.id)!] = { slug: s.slug, name: s.name, listing_version: s.listing_version };
+  // A space deleted since its products were read: the listing is served by its statements.
+  if (found.length !== spaceIds.length) return null;
+  const spaceOf = Uint32Array.from(rows, (r) => index.get(r.space_id!)!);
+  return new MatchList(ids, rows.length, spaceOf, spaces);
+}
+
+/**
+ * A page of a listing from its match list: only its summaries are looked up (and the ones not
+ * kept read by id). null when a product of the page is gone since the list was read.
+ */
+export async function matchListPage(
+  em: Em,
+  list: MatchList,
+  opts: { skip: number; limit: number; rows: SummaryRowCache | null; space?: RowSpace },
+): Promise<{ body: Buffer; count: number } | null> {
+  const ids = list.idsOf(opts.skip, opts.limit);
+  const body = await assemblePage(em, ids, list.spacesOf(opts.skip, opts.limit, opts.space), opts.rows);
+  return body ? { body, count: ids.length } : null;
 }
 
 /** The summaries of the given products, rendered, by id: one statement (a prepared one on PostgreSQL). */

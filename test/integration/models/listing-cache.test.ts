@@ -137,7 +137,8 @@ for (const target of targets) {
 
     describe('the service', () => {
       it('reuses a page only for the same space, version and filters (equivalent `types` share one)', async () => {
-        const cache = new ListingCache(1024 * 1024, { rows: false });
+        // Pages alone: no summaries or match lists beside them in the count.
+        const cache = new ListingCache(1024 * 1024, { rows: false, listRows: 0 });
         const service = new ModelService(app.orm, cache);
         const user = async () => authenticate(app.em(), owner.key);
         const filters = { types: ['ML Model', 'AI System', 'ML Model'] as ('ML Model' | 'AI System')[] };

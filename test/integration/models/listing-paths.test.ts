@@ -342,7 +342,8 @@ for (const target of targets) {
       };
 
       it('is counted once for all skips and limits: a page with another skip runs no count', async () => {
-        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { rows: false }));
+        // No match lists: the second page is read by its own statement, which must not count.
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { rows: false, listRows: 0 }));
         const statements: string[] = [];
         const knex = app.orm.em.getKnex();
         const record = (q: { sql: string }) => statements.push(q.sql);
@@ -398,6 +399,104 @@ for (const target of targets) {
           const reads = statements.filter((sql) => /space_name|long_description/.test(sql));
           expect(reads, `${queryOf(filters)}: ${reads.join('\n')}`).toEqual([]);
         }
+      });
+
+      /** The statements `run` sends. */
+      const statementsOf = async <T,>(run: () => Promise<T>): Promise<{ result: T; statements: string[] }> => {
+        const statements: string[] = [];
+        const knex = app.orm.em.getKnex();
+        const record = (q: { sql: string }) => statements.push(q.sql);
+        knex.on('query', record);
+        try {
+          return { result: await run(), statements };
+        } finally {
+          knex.removeListener('query', record);
+        }
+      };
+      /** A statement that reads the listing's products (the access check names none as `products p`). */
+      const readsProducts = (sql: string) => /from products p\b/.test(sql);
+
+      it('serves a listing asked before from its match list: every filter exact, and no statement reads a product', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = await authenticate(app.em(), owner.key);
+        for (const filters of FILTERS) {
+          const want = await expected(filters);
+          // The first request counts, the second reads the match list, the third is served from it.
+          for (const round of ['counted', 'list read', 'from the list']) {
+            const { result: page, statements } = await statementsOf(() => service.listSpace(app.em(), user, SPACE, filters));
+            const where = `${queryOf(filters) || '(no query)'}, ${round}`;
+            expect(page.body.toString('utf8'), where).toBe(want.text);
+            expect(String(page.total), where).toBe(want.total);
+            if (round === 'from the list') expect(statements.filter(readsProducts), where).toEqual([]);
+          }
+        }
+      });
+
+      it('a match list shorter than its listing serves the pages inside it; pages past its end are read, all exact', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false, listRows: 20 }));
+        const user = await authenticate(app.em(), owner.key);
+        const cases: [ModelFilters, boolean][] = [
+          [{ limit: 10 }, true],
+          [{ skip: 10, limit: 10 }, true],
+          [{ skip: 15, limit: 10 }, false],
+          [{ skip: 100 }, false],
+          [{ include_archived: true, skip: 5, limit: 15 }, true],
+          [{ include_archived: true, skip: 5, limit: 16 }, false],
+          // Fewer matches than the list may keep: the whole listing is in it.
+          [{ q: 'churn', deployment_status: 'production', skip: 1, limit: 50 }, true],
+        ];
+        for (const [filters, inList] of cases) {
+          const want = await expected(filters);
+          if (filters.q) expect(Number(want.total)).toSatisfy((n: number) => n > 1 && n <= 20);
+          for (const round of [1, 2, 3]) {
+            const { result: page, statements } = await statementsOf(() => service.listSpace(app.em(), user, SPACE, filters));
+            const where = `${queryOf(filters)}, request ${round}`;
+            expect(page.body.toString('utf8'), where).toBe(want.text);
+            expect(String(page.total), where).toBe(want.total);
+            if (round === 3) expect(statements.some(readsProducts), where).toBe(!inList);
+          }
+        }
+      });
+
+      it('never serves a match list after the matches or their order changed (plain SQL too)', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const exact = async (filters: ModelFilters, where: string) => {
+          const page = await service.listSpace(app.em(), await authenticate(app.em(), owner.key), SPACE, filters);
+          expect(page.body.toString('utf8'), where).toBe((await expected(filters)).text);
+          expect(String(page.total), where).toBe((await expected(filters)).total);
+          return JSON.parse(page.body.toString('utf8')) as ModelSummary[];
+        };
+        const twice = async (filters: ModelFilters, where: string) => {
+          await exact(filters, `${where}, counted`);
+          return exact(filters, `${where}, from the list`);
+        };
+        const all = await twice({ skip: 40, limit: 20 }, 'before');
+        await twice({ q: 'scorer', skip: 2 }, 'q before');
+        const moved = all[10]!;
+        const em = app.em();
+        // Newest of all: first of the listing, out of the page at skip 40.
+        expect(await em.nativeUpdate(Product, { id: moved.id }, { updated_at: new Date(Date.UTC(2030, 0, 1)) })).toBe(1);
+        expect((await twice({ skip: 40, limit: 20 }, 'reordered')).map((m) => m.id)).not.toContain(moved.id);
+        expect((await twice({ limit: 1 }, 'reordered, first'))[0]!.id).toBe(moved.id);
+        // Renamed through the entity (its search text follows): it matches q now.
+        const entities = app.em();
+        const product = await entities.findOneOrFail(Product, { id: moved.id });
+        const name = product.name;
+        product.name = `${name} Scorer`;
+        await entities.flush();
+        try {
+          expect((await twice({ q: 'scorer', limit: 1 }, 'renamed'))[0]!.id).toBe(moved.id);
+          expect(await app.em().nativeUpdate(Product, { id: moved.id }, { is_archived: true })).toBe(1);
+          expect((await twice({ q: 'scorer', limit: 1 }, 'archived'))[0]!.id).not.toBe(moved.id);
+        } finally {
+          const restore = app.em();
+          const again = await restore.findOneOrFail(Product, { id: moved.id });
+          again.name = name;
+          again.is_archived = moved.is_archived;
+          await restore.flush();
+          await restore.nativeUpdate(Product, { id: moved.id }, { updated_at: new Date(moved.updated_at) });
+        }
+        await twice({ skip: 40, limit: 20 }, 'restored');
       });
 
       it('never serves a rendered summary after what it shows changed: the product, its versions and artifacts, its space', async () => {

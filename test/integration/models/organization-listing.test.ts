@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrganizationMembership, Product, ProductGrant, SpaceMembership } from '../../../server/src/persistence/entities.ts';
 import { ModelService, type ModelFilters } from '../../../server/src/services/models.ts';
 import { requireOrganizationAccess, visibleProductsInOrgFilter } from '../../../server/src/access/policy.ts';
+import { authenticate } from '../../../server/src/access/api-keys.ts';
+import { ListingCache } from '../../../server/src/services/listing-cache.ts';
 import { databaseTargets, startTestApp, type TestApp, type TestUser } from '../../support/app.ts';
 import { expectOk, expectProblem, model, orgModels, pageHeaders, spaceModels, versions, type ModelSummary } from './helpers.ts';
 
@@ -168,13 +170,57 @@ for (const target of targets) {
     const callers = ['owner', 'admin', 'member', 'spaceOnly', 'granted', 'grantOnly', 'creator', 'bare', 'outsider', 'otherOwner'];
 
     for (const caller of callers) {
-      it(`${caller}: every filter, skip and limit give the reference's bytes and headers (twice: the cached total too)`, async () => {
+      it(`${caller}: every filter, skip and limit give the reference's bytes and headers (three times: counted, the match list read, from the list)`, async () => {
         for (const [query, filters] of QUERIES) {
+          await expectSame(users[caller]!, query, filters);
           await expectSame(users[caller]!, query, filters);
           await expectSame(users[caller]!, query, filters);
         }
       });
     }
+
+    it('a listing asked before is served from its match list, with no statement reading a product; a space renamed behind the server shows at once', async () => {
+      const service = new ModelService(app.orm, new ListingCache(1024 * 1024));
+      const knex = app.orm.em.getKnex();
+      const listed = async (caller: string, filters: ModelFilters, where: string) => {
+        const statements: string[] = [];
+        const record = (q: { sql: string }) => statements.push(q.sql);
+        knex.on('query', record);
+        let page;
+        try {
+          page = await service.listOrganization(app.em(), await authenticate(app.em(), users[caller]!.key), ORG, filters);
+        } finally {
+          knex.removeListener('query', record);
+        }
+        const ref = await referencePage(users[caller]!, filters);
+        expect(ref.status, where).toBe(200);
+        if (ref.status !== 200) throw new Error('unreachable');
+        expect(page.body.toString('utf8'), where).toBe(ref.text);
+        expect(String(page.total), where).toBe(ref.headers['x-total-count']);
+        return { items: JSON.parse(page.body.toString('utf8')) as ModelSummary[], readsProducts: statements.some((sql) => /from products p\b/.test(sql)) };
+      };
+      for (const caller of ['owner', 'member', 'granted', 'creator']) {
+        for (const [query, filters] of QUERIES) {
+          const where = `${caller} ${query || '(plain)'}`;
+          await listed(caller, filters, `${where}, counted`);
+          await listed(caller, filters, `${where}, list read`);
+          const third = await listed(caller, filters, `${where}, from the list`);
+          // Past the end of the known total nothing is read either way.
+          expect(third.readsProducts, where).toBe(false);
+        }
+      }
+      const shown = (await listed('owner', { limit: 1000 }, 'before the rename')).items;
+      expect((await listed('owner', { limit: 1000 }, 'before the rename, from the list')).readsProducts).toBe(false);
+      const renamed = shown.find((m) => m.space_slug === 'ol-s2')!;
+      await app.em().getConnection().execute("update spaces set name = 'Renamed S2' where slug = 'ol-s2'");
+      try {
+        const after = (await listed('owner', { limit: 1000 }, 'renamed')).items;
+        expect(after.find((m) => m.id === renamed.id)!.space_name).toBe('Renamed S2');
+      } finally {
+        await app.em().getConnection().execute('update spaces set name = ? where slug = ?', [renamed.space_name, 'ol-s2']);
+      }
+      expect((await listed('owner', { limit: 1000 }, 'renamed back')).items.find((m) => m.id === renamed.id)!.space_name).toBe(renamed.space_name);
+    });
 
     it('what each caller sees, as the access rules say', async () => {
       const all = async (caller: string) => (await expectSame(users[caller]!, '?limit=1000&include_archived=true', { limit: 1000, include_archived: true })).items;

@@ -15,6 +15,7 @@ import { Migration20261203170000 } from './Migration20261203170000.ts';
 import { Migration20261203171500 } from './Migration20261203171500.ts';
 import { Migration20261203172307 } from './Migration20261203172307.ts';
 import { Migration20261203173000 } from './Migration20261203173000.ts';
+import { Migration20261204190000 } from './Migration20261204190000.ts';
 
 export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261127093203', class: Migration20261127093203 },
@@ -28,4 +29,5 @@ export const postgresqlMigrations: MigrationObject[] = [
   { name: 'Migration20261203171500', class: Migration20261203171500 },
   { name: 'Migration20261203172307', class: Migration20261203172307 },
   { name: 'Migration20261203173000', class: Migration20261203173000 },
+  { name: 'Migration20261204190000', class: Migration20261204190000 },
 ];

@@ -14,6 +14,7 @@ import { Migration20261203135732 } from './Migration20261203135732.ts';
 import { Migration20261203170000 } from './Migration20261203170000.ts';
 import { Migration20261203171500 } from './Migration20261203171500.ts';
 import { Migration20261203173000 } from './Migration20261203173000.ts';
+import { Migration20261204190000 } from './Migration20261204190000.ts';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261127093157', class: Migration20261127093157 },
@@ -26,4 +27,5 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261203170000', class: Migration20261203170000 },
   { name: 'Migration20261203171500', class: Migration20261203171500 },
   { name: 'Migration20261203173000', class: Migration20261203173000 },
+  { name: 'Migration20261204190000', class: Migration20261204190000 },
 ];
