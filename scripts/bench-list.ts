@@ -23,7 +23,8 @@
  *    against the targets: cache hits p99 < 50 ms and ≥ 30% of the ceiling's requests/s; uncached
  *    p99 < 50 ms and ≥ 15%.
  *
- * BENCH_DURATION_SECONDS (10) and BENCH_MODELS (100000) change the run; BENCH_ONLY=word runs only
+ * BENCH_DURATION_SECONDS (10), BENCH_WARM_SECONDS (3: each case's unmeasured run before it) and
+ * BENCH_MODELS (100000) change the run; BENCH_ONLY=word runs only
  * the cases whose name contains it (e.g. `organization`); BENCH_KEEP_DATABASE=1 keeps the database; BENCH_EXPLAIN=1 prints
  * EXPLAIN ANALYZE of every statement one listing request runs; BENCH_PROFILE=/tmp/p writes a V8
  * CPU profile of each listing case (/tmp/p.<n>.cpuprofile, open in Chrome DevTools).
@@ -63,6 +64,8 @@ const BIG_SPACE = 2;
 /** The organization member's spaces: every 20th (bench-20, bench-40, …, bench-1000), viewer and editor in turn. */
 const MEMBER_SPACES = Array.from({ length: 50 }, (_, k) => 20 * (k + 1) - 1);
 const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10);
+/** Each case first runs this long unmeasured, with other draws (another seed): the server's steady state is measured. */
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 3);
 const CONNECTIONS = 32;
 const BATCH = 1000;
 /** Targets per kind of case: a page the listing cache answers, and one it cannot. */
@@ -241,15 +244,15 @@ interface Case {
 }
 
 /** autocannon in a child process, so the load generator does not share this event loop. */
-function load(name: string, requests: Requests, headers: Record<string, string> = {}): Promise<Result> {
+function load(name: string, requests: Requests, headers: Record<string, string> = {}, duration = DURATION): Promise<Result> {
   let args: string[];
   if ('url' in requests) {
     const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
-    args = [bin, '-c', String(CONNECTIONS), '-d', String(DURATION), '-j', '-n'];
+    args = [bin, '-c', String(CONNECTIONS), '-d', String(duration), '-j', '-n'];
     for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
     args.push(requests.url);
   } else {
-    const spec: LoadSpec = { ...requests.varied, connections: CONNECTIONS, duration: DURATION, headers };
+    const spec: LoadSpec = { ...requests.varied, connections: CONNECTIONS, duration, headers };
     args = ['--import', 'tsx', path.join(import.meta.dirname, 'bench-list-load.ts'), JSON.stringify(spec)];
   }
   return new Promise((resolve, reject) => {
@@ -554,6 +557,12 @@ async function main(): Promise<void> {
 
     const results: (Result & { cpuMsPerRequest: number; dbCpuMsPerRequest: number | null; target: TargetKind | null })[] = [];
     for (const [index, c] of cases.entries()) {
+      // Unmeasured: the case's own lists and summaries are kept as a server that has served it for
+      // a while keeps them (the "no ... kept" references are what a request costs without them).
+      if (WARM_SECONDS > 0) {
+        const other: Requests = 'varied' in c.requests ? { varied: { ...c.requests.varied, seed: c.requests.varied.seed + 1000 } } : c.requests;
+        await load('warm-up', other, c.headers, WARM_SECONDS);
+      }
       process.stderr.write(`running: ${c.name} (${DURATION} s, ${CONNECTIONS} connections)\n`);
       const cpu = process.cpuUsage();
       const db0 = await databaseCpuMs(orm);

@@ -99,7 +99,7 @@ export const DEFAULTS = {
   inspectMaxHeaderBytes: 100 * MiB,
   s3Region: 'us-east-1',
   sweepIntervalSeconds: 60,
-  listingCacheBytes: 32 * MiB,
+  listingCacheBytes: 64 * MiB,
   logLevel: 'info' as LogLevel,
   headersTimeoutSeconds: 60,
   requestTimeoutSeconds: 3600,

@@ -48,7 +48,7 @@ describe('loadConfig', () => {
       corsOrigins: '*',
       logLevel: 'info',
       sweepIntervalSeconds: 60,
-      listingCacheBytes: 33_554_432,
+      listingCacheBytes: 67_108_864,
       webhookRetrySeconds: [5, 30, 120, 600, 1800, 7200],
       webhookAllowPrivateNetworks: false,
       webhookDeliveryRetentionDays: 30,

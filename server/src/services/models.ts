@@ -20,6 +20,7 @@ import { listingPage, matchListPage, readMatchList, summarize, summaryPage, type
 
 export type { ListingSql } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
+import { SpaceIndex } from './space-index.ts';
 import { fieldChanges, recordEvent } from './events.ts';
 import { checkPromotion, type PromotedProduct } from './promotion.ts';
 
@@ -152,9 +153,10 @@ export interface PageOptions {
   countScope?: string | null;
   /**
    * The space every match is in, as the caller's access check read it (its listing_version, slug
-   * and name): rendered summaries are then looked up without reading the space again.
+   * and name): rendered summaries are then looked up without reading the space again. With its
+   * id (and a countScope naming its listing_version), its match columns may be kept (SpaceIndex).
    */
-  space?: RowSpace;
+  space?: RowSpace & { id?: string };
 }
 
 const JSON_FIELDS = ['input_schema', 'output_schema'] as const;
@@ -199,7 +201,17 @@ export class ModelService {
       ]);
     }
     const totalKey = opts.countScope != null && this.listingCache ? `${opts.countScope}\u0000${filterKey(filters)}` : null;
-    const known = totalKey === null ? undefined : this.listingCache!.getTotal(totalKey);
+    let known = totalKey === null ? undefined : this.listingCache!.getTotal(totalKey);
+    if (totalKey !== null && opts.space?.id !== undefined && isListingSql(visible) && (known === undefined || !this.listingCache!.getList(totalKey))) {
+      // A space's filters with no total or no match list at this version: matched in memory when
+      // its match columns are kept (read now when the statements answered it once before).
+      const matched = await this.fromSpaceIndex(em, opts.countScope!, opts.space.id, filters, known === undefined);
+      if (matched) {
+        known = matched.total;
+        this.listingCache!.setTotal(totalKey, known);
+        this.listingCache!.setList(totalKey, matched.list);
+      }
+    }
     // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.
     const filtered = narrowsMatches(filters);
     // Past the end of a known total the page is empty: asking the database would make it walk
@@ -252,6 +264,30 @@ export class ModelService {
       cache.setList(key, list);
     }
     return matchListPage(em, list, { skip, limit, rows: cache.rows, space });
+  }
+
+  /**
+   * The matches of a space listing's filters from the space's match columns (SpaceIndex), kept
+   * under its count scope: read (`mayRead`: the total is not known) on the second listing of the
+   * space at one version that the statements had to count, so a space listed once after each
+   * change costs no more than before. null: the statements answer (no index kept, not yet asked
+   * twice, or a space too large).
+   */
+  private async fromSpaceIndex(em: Em, scope: string, spaceId: string, filters: ModelFilters, mayRead: boolean) {
+    const cache = this.listingCache!;
+    if (cache.indexRows === 0) return null;
+    let index = cache.getIndex(scope);
+    if (!index) {
+      if (!mayRead || cache.noteRead(scope) < 2) return null;
+      const read = await SpaceIndex.read(em, spaceId, cache.indexRows);
+      if (!read) {
+        cache.noteUnindexable(scope);
+        return null;
+      }
+      index = read;
+      cache.setIndex(scope, index);
+    }
+    return index.match(filters, cache.listRows);
   }
 
   /**

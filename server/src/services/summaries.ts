@@ -408,7 +408,7 @@ function listingRowsSql(em: Em, where: string, counted: { inner: string; outer: 
 }
 
 /** Runs a listing statement: prepared on PostgreSQL (one name per distinct text, up to the cap), plain beyond. */
-async function runListing<T>(em: Em, sql: string, params: readonly unknown[]): Promise<T[]> {
+export async function runListing<T>(em: Em, sql: string, params: readonly unknown[]): Promise<T[]> {
   let name = listingStatementNames.get(sql);
   if (name === undefined && listingStatementNames.size < MAX_LISTING_STATEMENTS) {
     name = `model_listing_${listingStatementNames.size + 1}`;

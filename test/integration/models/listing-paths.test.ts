@@ -499,6 +499,75 @@ for (const target of targets) {
         await twice({ skip: 40, limit: 20 }, 'restored');
       });
 
+      /** Two listings with totals not known (so the statements answer both): the second reads the space's match columns. */
+      const indexSpace = async (service: ModelService) => {
+        const user = await authenticate(app.em(), owner.key);
+        await service.listSpace(app.em(), user, SPACE, { limit: 1 });
+        await service.listSpace(app.em(), user, SPACE, { limit: 1, model_family: 'genai', deployment_status: 'staging' });
+        return user;
+      };
+      /** A statement that reads products by id (a page's summaries), not by walking the space. */
+      const byId = (sql: string) => /json_each|= any\(/.test(sql);
+
+      it("matches every filter from the space's match columns: exact bodies and totals, no statement walking the space", async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = await indexSpace(service);
+        for (const filters of FILTERS) {
+          const want = await expected(filters);
+          const { result: page, statements } = await statementsOf(() => service.listSpace(app.em(), user, SPACE, filters));
+          const where = queryOf(filters) || '(no query)';
+          expect(page.body.toString('utf8'), where).toBe(want.text);
+          expect(String(page.total), where).toBe(want.total);
+          const walks = statements.filter((sql) => readsProducts(sql) && !byId(sql));
+          // Past the end of the first LIST_ROWS matches a page is read by its statement: no filter here goes so deep with matches.
+          expect(walks, `${where}: ${walks.join('\n')}`).toEqual([]);
+        }
+      });
+
+      it('matches q as each database does: case-sensitive on PostgreSQL, ASCII letters either case on SQLite', async () => {
+        const em = app.em();
+        const [a, b] = await em.find(Product, { space: spaceId, is_archived: false }, { orderBy: { slug: 'asc' }, limit: 2 });
+        // Written by hand: search texts are lowercase when the server writes them.
+        await em.nativeUpdate(Product, { id: a!.id }, { search_text: 'Mixed CASE Zebra-Text' });
+        await em.nativeUpdate(Product, { id: b!.id }, { search_text: 'ÜBERZEBRA ascii-only' });
+        try {
+          const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+          const user = await indexSpace(service);
+          for (const q of ['zebra', 'ZEBRA', 'case zebra', 'überzebra', 'Üb', 'mixed', 'ascii-only']) {
+            const want = await expected({ q });
+            const { result: page, statements } = await statementsOf(() => service.listSpace(app.em(), user, SPACE, { q }));
+            expect(page.body.toString('utf8'), q).toBe(want.text);
+            expect(String(page.total), q).toBe(want.total);
+            expect(statements.filter((sql) => readsProducts(sql) && !byId(sql)), q).toEqual([]);
+          }
+          // The two databases differ here, and the index with each.
+          expect((await expected({ q: 'zebra' })).total).toBe(target.dialect === 'sqlite' ? '2' : '0');
+        } finally {
+          for (const p of [a!, b!]) await app.em().nativeUpdate(Product, { id: p.id }, { search_text: p.search_text });
+        }
+      });
+
+      it("never matches from a space's match columns after a product changed (plain SQL), and a space larger than indexRows is not kept", async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = await indexSpace(service);
+        const before = await expected({ model_family: 'agent' });
+        const [first] = JSON.parse((await expected({ model_family: 'genai', limit: 1 })).text) as ModelSummary[];
+        expect(await app.em().nativeUpdate(Product, { id: first!.id }, { model_family: 'agent' })).toBe(1);
+        try {
+          const page = await service.listSpace(app.em(), user, SPACE, { model_family: 'agent' });
+          expect(String(page.total)).toBe(String(Number(before.total) + 1));
+          expect(page.body.toString('utf8')).toBe((await expected({ model_family: 'agent' })).text);
+        } finally {
+          await app.em().nativeUpdate(Product, { id: first!.id }, { model_family: 'genai' });
+        }
+
+        const small = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false, indexRows: 100 }));
+        const asked = await indexSpace(small);
+        const { result: page, statements } = await statementsOf(() => small.listSpace(app.em(), asked, SPACE, { risk_classification: 'limited' }));
+        expect(page.body.toString('utf8')).toBe((await expected({ risk_classification: 'limited' })).text);
+        expect(statements.some((sql) => readsProducts(sql) && !byId(sql))).toBe(true);
+      });
+
       it('never serves a rendered summary after what it shows changed: the product, its versions and artifacts, its space', async () => {
         const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
         const user = async () => authenticate(app.em(), owner.key);
