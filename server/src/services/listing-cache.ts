@@ -45,7 +45,11 @@ export class ListingCache implements SummaryRowCache {
    * match list keeps (LIST_ROWS by default; 0 keeps no lists). `indexRows`: the largest space
    * whose match columns are kept (SPACE_INDEX_ROWS by default; 0 keeps none).
    */
-  constructor(maxBytes: number, opts: { pages?: boolean; rows?: boolean; listRows?: number; indexRows?: number } = {}) {
+  constructor(
+    /** The budget of everything kept. */
+    readonly maxBytes: number,
+    opts: { pages?: boolean; rows?: boolean; listRows?: number; indexRows?: number } = {},
+  ) {
     this.keepPages = opts.pages ?? true;
     this.keepRows = opts.rows ?? true;
     this.listRows = opts.listRows ?? LIST_ROWS;

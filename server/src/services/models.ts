@@ -271,7 +271,7 @@ export class ModelService {
    * under its count scope: read (`mayRead`: the total is not known) on the second listing of the
    * space at one version that the statements had to count, so a space listed once after each
    * change costs no more than before. null: the statements answer (no index kept, not yet asked
-   * twice, or a space too large).
+   * twice, or a space too large: more than indexRows products or a quarter of the cache's budget).
    */
   private async fromSpaceIndex(em: Em, scope: string, spaceId: string, filters: ModelFilters, mayRead: boolean) {
     const cache = this.listingCache!;
@@ -279,7 +279,8 @@ export class ModelService {
     let index = cache.getIndex(scope);
     if (!index) {
       if (!mayRead || cache.noteRead(scope) < 2) return null;
-      const read = await SpaceIndex.read(em, spaceId, cache.indexRows);
+      // At most a quarter of the cache: the index must leave room for the summaries it serves.
+      const read = await SpaceIndex.read(em, spaceId, cache.indexRows, cache.maxBytes / 4);
       if (!read) {
         cache.noteUnindexable(scope);
         return null;

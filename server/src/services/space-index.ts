@@ -17,7 +17,7 @@ import type { Em } from '../persistence/orm.ts';
 import { dialectOf } from '../persistence/orm.ts';
 
 /** The largest space kept in memory by default (ListingCache's indexRows): a larger one is listed by statements. */
-export const SPACE_INDEX_ROWS = 50_000;
+export const SPACE_INDEX_ROWS = 20_000;
 
 /** A UUID's text length (MatchList keeps ids end to end, each this long). */
 const ID_LENGTH = 36;
@@ -70,10 +70,11 @@ export class SpaceIndex {
   /**
    * The space's products' match columns, in listing order: one index-only walk of the space's
    * listing index (its cover index holds every column read). null when the space has more than
-   * `max` products, or a row the index cannot represent (an id that is not a UUID's
+   * `max` products, when the index would take more than `maxBytes` (see bytes), or a row the
+   * index cannot represent (an id that is not a UUID's
    * text, a search text holding SEPARATOR: rows written by hand on SQLite).
    */
-  static async read(em: Em, spaceId: string, max: number): Promise<SpaceIndex | null> {
+  static async read(em: Em, spaceId: string, max: number, maxBytes: number): Promise<SpaceIndex | null> {
     const where: ListingSql = { sql: 'p.space_id = ?', params: [spaceId] };
     const rows = await runListing<IndexRow>(
       em,
@@ -115,9 +116,11 @@ export class SpaceIndex {
       texts[i] = foldAscii ? asciiLower(r.search_text) : r.search_text;
       starts[i] = offset;
       offset += texts[i]!.length + 1;
+      if (2 * offset > maxBytes) return null;
     }
     starts[n] = offset;
-    return new SpaceIndex(rows.map((r) => r.id).join(''), n, archived, columns, texts.join(SEPARATOR), starts, foldAscii);
+    const index = new SpaceIndex(rows.map((r) => r.id).join(''), n, archived, columns, texts.join(SEPARATOR), starts, foldAscii);
+    return index.bytes > maxBytes ? null : index;
   }
 
   /** What the index holds, in bytes (for the listing cache's budget): strings at 2 bytes a code unit, the conservative case. */

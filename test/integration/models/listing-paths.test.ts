@@ -561,11 +561,18 @@ for (const target of targets) {
           await app.em().nativeUpdate(Product, { id: first!.id }, { model_family: 'genai' });
         }
 
-        const small = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false, indexRows: 100 }));
-        const asked = await indexSpace(small);
-        const { result: page, statements } = await statementsOf(() => small.listSpace(app.em(), asked, SPACE, { risk_classification: 'limited' }));
-        expect(page.body.toString('utf8')).toBe((await expected({ risk_classification: 'limited' })).text);
-        expect(statements.some((sql) => readsProducts(sql) && !byId(sql))).toBe(true);
+        // Too many products (indexRows), or more than a quarter of the cache's budget (~24 KB for this space).
+        for (const cache of [new ListingCache(1024 * 1024, { pages: false, indexRows: 100 }), new ListingCache(64 * 1024, { pages: false })]) {
+          const small = new ModelService(app.orm, cache);
+          const asked = await indexSpace(small);
+          for (const risk of ['limited', 'high'] as const) {
+            const { result: page, statements } = await statementsOf(() => small.listSpace(app.em(), asked, SPACE, { risk_classification: risk }));
+            expect(page.body.toString('utf8')).toBe((await expected({ risk_classification: risk })).text);
+            expect(statements.some((sql) => readsProducts(sql) && !byId(sql))).toBe(true);
+            // Not read again on every listing it cannot serve.
+            expect(statements.some((sql) => /p\.search_text from products p/.test(sql))).toBe(false);
+          }
+        }
       });
 
       it('never serves a rendered summary after what it shows changed: the product, its versions and artifacts, its space', async () => {
