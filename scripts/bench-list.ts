@@ -77,8 +77,8 @@ const TARGETS = {
 type TargetKind = keyof typeof TARGETS;
 /** The informational cases: no target applies. */
 const REFERENCE = 'reference: space listing, limit 50, listing cache off';
-const COLD = 'reference: space listing, no page, summary or match list kept';
-const NO_LISTS = 'reference: no match list kept';
+const COLD = 'reference: space listing, nothing kept but totals';
+const NO_LISTS = 'reference: no match list or space index kept';
 const BEFORE = 'reference: space listing by the ORM path (before issue 16), no listing cache';
 
 /** The space listing through page()'s general path (a FilterQuery), counted per request. */
@@ -432,11 +432,14 @@ async function main(): Promise<void> {
     // summaries and match lists are kept as in production. Drawing distinct requests from the
     // production cache instead would leave a share of repeats that grows with the run's length.
     const pagesOff = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false })));
-    // For reference: no match lists either (every page's ids read by a statement).
-    const listsOff = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, listRows: 0 })));
-    // For reference: no pages, rendered summaries or match lists kept (every summary of every page
-    // read and rendered anew, as right after every product of the space changed); totals still kept.
-    const cold = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, rows: false, listRows: 0 })));
+    // For reference: no match lists or space indexes either (every page's ids, and every new
+    // combination's total, read by a statement).
+    const listsOff = await serverWith(new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, listRows: 0, indexRows: 0 })));
+    // For reference: nothing kept but totals (every summary of every page read and rendered anew,
+    // as right after every product of the space changed).
+    const cold = await serverWith(
+      new ModelService(orm, new ListingCache(config.listingCacheBytes, { pages: false, rows: false, listRows: 0, indexRows: 0 })),
+    );
     // For reference: the listing as it was served before its own path (issue 16), the ORM query
     // and entity mapping with a count per request (the general path the tests compare against).
     const ormPath = await serverWith(new OrmPathModelService(orm, null));

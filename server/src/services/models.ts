@@ -178,6 +178,9 @@ export class ModelService {
     private readonly listingCache: ListingCache | null = null,
   ) {}
 
+  /** Reads of match lists and space indexes under way, by key (see readOnce). */
+  private readonly reading = new Map<string, Promise<unknown>>();
+
   /**
    * One page of a listing with its exact total. `visible` is what the caller may see: a
    * ListingSql condition (over `products p`) takes the listing's own path (listingPage: one plain
@@ -255,15 +258,17 @@ export class ModelService {
     const cache = this.listingCache!;
     const kept = Math.min(total, cache.listRows);
     if (kept === 0 || (skip + limit > kept && kept < total)) return null;
-    let list = cache.getList(key);
-    if (!list) {
-      list = (await readMatchList(em, where, kept, space)) ?? undefined;
-      // Fewer or more matches than counted: what they show changed since (the version the scope
-      // names is already old); the statements serve this request, and the next scope its list.
-      if (!list || list.length !== kept) return null;
-      cache.setList(key, list);
-    }
-    return matchListPage(em, list, { skip, limit, rows: cache.rows, space });
+    const list =
+      cache.getList(key) ??
+      (await this.readOnce(`list\u0000${key}`, async () => {
+        const read = await readMatchList(em, where, kept, space);
+        // Fewer or more matches than counted: what they show changed since (the version the scope
+        // names is already old); the statements serve this request, and the next scope its list.
+        if (!read || read.length !== kept) return null;
+        cache.setList(key, read);
+        return read;
+      }));
+    return list ? matchListPage(em, list, { skip, limit, rows: cache.rows, space }) : null;
   }
 
   /**
@@ -279,16 +284,30 @@ export class ModelService {
     let index = cache.getIndex(scope);
     if (!index) {
       if (!mayRead || cache.noteRead(scope) < 2) return null;
-      // At most a quarter of the cache: the index must leave room for the summaries it serves.
-      const read = await SpaceIndex.read(em, spaceId, cache.indexRows, cache.maxBytes / 4);
-      if (!read) {
-        cache.noteUnindexable(scope);
-        return null;
-      }
+      const read = await this.readOnce(`index\u0000${scope}`, async () => {
+        // At most a quarter of the cache: the index must leave room for the summaries it serves.
+        const found = await SpaceIndex.read(em, spaceId, cache.indexRows, cache.maxBytes / 4);
+        if (found) cache.setIndex(scope, found);
+        else cache.noteUnindexable(scope);
+        return found;
+      });
+      if (!read) return null;
       index = read;
-      cache.setIndex(scope, index);
     }
     return index.match(filters, cache.listRows);
+  }
+
+  /**
+   * `read()` once for all concurrent callers with the same `key` (a burst of listings right after
+   * a change would otherwise each read the same list or index). A caller that joins a read under
+   * way gets null when it fails (its statements answer); the caller that started it, the error.
+   */
+  private readOnce<T>(key: string, read: () => Promise<T | null>): Promise<T | null> {
+    const running = this.reading.get(key) as Promise<T | null> | undefined;
+    if (running) return running.catch(() => null);
+    const started = read().finally(() => this.reading.delete(key));
+    this.reading.set(key, started);
+    return started;
   }
 
   /**

@@ -180,7 +180,8 @@ for (const target of await databaseTargets()) {
         // The schema before the migration: no map column, no triggers, and a byte count a lost
         // connection left short; the migration not recorded.
         const q = (sql: string) => (target.dialect === 'sqlite' ? sql.replaceAll('"', '`') : sql);
-        const last = MIGRATION_NAMES[target.dialect].at(-1)!;
+        const last = 'Migration20261203173000'; // the received-chunk map's, on both dialects
+        expect(MIGRATION_NAMES[target.dialect]).toContain(last);
         if (target.dialect === 'sqlite') {
           await em.execute('drop trigger `upload_chunks_received_insert`');
           await em.execute('drop trigger `upload_chunks_received_delete`');
@@ -192,7 +193,7 @@ for (const target of await databaseTargets()) {
         await em.execute(q('update "upload_sessions" set "received_bytes" = 5'));
         await em.execute(q('delete from "mikro_orm_migrations" where "name" = ?'), [last]);
 
-        expect(await migrate(orm)).toEqual([last]);
+        expect(await migrate(orm)).toEqual([last]); // the later ones stay recorded: only this one runs again
         const reread = async (id: string) => orm.em.fork().findOneOrFail(UploadSession, { id });
         const backfilled = await reread(withChunks.id);
         expect(indexesOfMap(backfilled.received_map!)).toEqual([0, 7, 8, 9, 15, 19]);

@@ -575,6 +575,24 @@ for (const target of targets) {
         }
       });
 
+      it('a burst of listings at one version reads the space index once, and a match list once', async () => {
+        const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
+        const user = await authenticate(app.em(), owner.key);
+        await service.listSpace(app.em(), user, SPACE, { limit: 1 }); // the statements count it
+        const combos: ModelFilters[] = [{ q: 'churn' }, { model_family: 'genai' }, { types: ['Agent'] }, { risk_classification: 'high' }, { q: 'model', skip: 3 }, { deployment_status: 'staging' }];
+        const { result: pages, statements } = await statementsOf(() => Promise.all(combos.map((f) => service.listSpace(app.em(), user, SPACE, f))));
+        for (const [i, filters] of combos.entries()) expect(pages[i]!.body.toString('utf8'), queryOf(filters)).toBe((await expected(filters)).text);
+        expect(statements.filter((sql) => /p\.search_text from products p/.test(sql))).toHaveLength(1);
+
+        // Organization-style (no space given): a known total, then concurrent pages read one list.
+        const visible = { sql: 'p.space_id = ?', params: [spaceId] };
+        await service.page(app.em(), visible, { include_archived: true }, { countScope: 'burst' });
+        const skips = [0, 10, 20, 30, 40, 50];
+        const burst = await statementsOf(() => Promise.all(skips.map((skip) => service.page(app.em(), visible, { include_archived: true, skip, limit: 10 }, { countScope: 'burst' }))));
+        for (const [i, skip] of skips.entries()) expect(burst.result[i]!.body.toString('utf8')).toBe((await expected({ include_archived: true, skip, limit: 10 })).text);
+        expect(burst.statements.filter((sql) => /^select p\.id, p\.space_id from products p/.test(sql))).toHaveLength(1);
+      });
+
       it('never serves a rendered summary after what it shows changed: the product, its versions and artifacts, its space', async () => {
         const service = new ModelService(app.orm, new ListingCache(1024 * 1024, { pages: false }));
         const user = async () => authenticate(app.em(), owner.key);
