@@ -12,15 +12,13 @@
  * case-insensitive on SQLite (its LIKE folds ASCII letters only).
  */
 import type { ModelFilters } from './models.ts';
-import { MatchList, runListing, type ListingSql } from './summaries.ts';
+import { ID_LENGTH, MatchList, runListing, type ListingSql } from './summaries.ts';
 import type { Em } from '../persistence/orm.ts';
 import { dialectOf } from '../persistence/orm.ts';
 
 /** The largest space kept in memory by default (ListingCache's indexRows): a larger one is listed by statements. */
 export const SPACE_INDEX_ROWS = 20_000;
 
-/** A UUID's text length (MatchList keeps ids end to end, each this long). */
-const ID_LENGTH = 36;
 /** Between two products' search texts: text in PostgreSQL cannot hold it, so no term crosses it. */
 const SEPARATOR = '\u0000';
 /** How many `q` terms' matches an index keeps (most recently used; their bytes are counted up front). */

@@ -525,7 +525,7 @@ async function assemblePage(em: Em, ids: readonly string[], spaces: readonly Row
 }
 
 /** A UUID's length: a match list keeps its ids end to end, each this long. */
-const ID_LENGTH = 36;
+export const ID_LENGTH = 36;
 
 /**
  * The first matches of one listing (one visibility condition and one set of filters) in listing
