@@ -239,6 +239,34 @@ for (const target of targets) {
       expectProblem(await app.request('GET', orgModels('ol-no-such-org'), { key: users.owner!.key }), 404, 'not_found');
     });
 
+    it("a space's slug, name or organization changing (plain SQL) bumps its organizations' listing_version; other space columns do not", async () => {
+      const conn = app.em().getConnection();
+      const version = async (slug: string) =>
+        Number((await conn.execute<{ listing_version: number | string }[]>('select listing_version from organizations where slug = ?', [slug]))[0]!.listing_version);
+      const idOf = async (slug: string) => (await conn.execute<{ id: string }[]>('select id from organizations where slug = ?', [slug]))[0]!.id;
+      const [mine, other] = [await idOf(ORG), await idOf(OTHER_ORG)];
+      let before = [await version(ORG), await version(OTHER_ORG)];
+      const expectBumped = async (ours: boolean, theirs: boolean, what: string) => {
+        const now = [await version(ORG), await version(OTHER_ORG)];
+        expect(now[0]! > before[0]!, `${what}: ${ORG}`).toBe(ours);
+        expect(now[1]! > before[1]!, `${what}: ${OTHER_ORG}`).toBe(theirs);
+        before = now;
+      };
+      const name = (await conn.execute<{ name: string }[]>("select name from spaces where slug = 'ol-s4'"))[0]!.name;
+      await conn.execute("update spaces set product_limit = 1000 where slug = 'ol-s4'");
+      await expectBumped(false, false, 'product_limit');
+      await conn.execute("update spaces set product_limit = null where slug = 'ol-s4'");
+      await conn.execute("update spaces set slug = 'ol-s4-moved' where slug = 'ol-s4'");
+      await expectBumped(true, false, 'slug');
+      await conn.execute("update spaces set name = 'Space Four' where slug = 'ol-s4-moved'");
+      await expectBumped(true, false, 'name');
+      await conn.execute("update spaces set organization_id = ? where slug = 'ol-s4-moved'", [other]);
+      await expectBumped(true, true, 'moved to the other organization');
+      await conn.execute("update spaces set organization_id = ?, slug = 'ol-s4', name = ? where slug = 'ol-s4-moved'", [mine, name]);
+      await expectBumped(true, true, 'moved back');
+      await expectSame(users.owner!, '?limit=1000', { limit: 1000 });
+    });
+
     it('writes, memberships and grants show at once: no stale page or total', async () => {
       const plain = async (caller: string, query = '?limit=1000', filters: ModelFilters = { limit: 1000 }) => expectSame(users[caller]!, query, filters);
       const before = await plain('owner');
