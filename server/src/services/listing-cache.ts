@@ -115,6 +115,15 @@ export class ListingCache implements SummaryRowCache {
     return n;
   }
 
+  /** A listing (count scope and filters) whose matches a list cannot hold: its statements answer it at this version. */
+  markUnlistable(key: string): void {
+    this.reads.set(`list\u0000${key}`, Number.NEGATIVE_INFINITY);
+  }
+
+  isUnlistable(key: string): boolean {
+    return this.reads.get(`list\u0000${key}`) === Number.NEGATIVE_INFINITY;
+  }
+
   /** `scope`'s space cannot be indexed (too large): noteRead never asks for it again at this version. */
   noteUnindexable(scope: string): void {
     this.reads.set(scope, Number.NEGATIVE_INFINITY);

@@ -257,11 +257,13 @@ export class ModelService {
   private async fromMatchList(em: Em, key: string, total: number, where: ListingSql, skip: number, limit: number, space: RowSpace | undefined) {
     const cache = this.listingCache!;
     const kept = Math.min(total, cache.listRows);
-    if (kept === 0 || (skip + limit > kept && kept < total)) return null;
+    if (kept === 0 || (skip + limit > kept && kept < total) || cache.isUnlistable(key)) return null;
     const list =
       cache.getList(key) ??
       (await this.readOnce(`list\u0000${key}`, async () => {
         const read = await readMatchList(em, where, kept, space);
+        // An id a list cannot hold (a row written by hand on SQLite): not read again at this version.
+        if (!read) cache.markUnlistable(key);
         // Fewer or more matches than counted: what they show changed since (the version the scope
         // names is already old); the statements serve this request, and the next scope its list.
         if (!read || read.length !== kept) return null;
