@@ -451,6 +451,21 @@ async function main(): Promise<void> {
     const spaceSize = Number((await fetch(list, { headers: auth })).headers.get('x-total-count'));
     const maxSkip = Math.max(0, Math.min(UNCACHED_MAX_SKIP, Math.floor((spaceSize - 50) / 50) * 50));
     if (maxSkip < UNCACHED_MAX_SKIP) process.stderr.write(`note: the space holds ${spaceSize} models; uncached skip drawn over 0–${maxSkip} only\n`);
+    /** Random filter combinations of the space listing (the same draws whichever server answers). */
+    const filterCombinations = (origin: string): Requests => ({
+      varied: {
+        kind: 'filters',
+        origin,
+        path: listPath,
+        seed: 2,
+        words: Q_WORDS,
+        families: FAMILIES,
+        statuses: STATUSES,
+        types: TYPES,
+        risks: RISKS.filter((r): r is string => r !== null),
+        tasks: TASKS,
+      },
+    });
     const cases: Case[] = [
       { name: 'ceiling: trivial Express JSON', requests: { url: `${ceiling.origin}/ping` }, headers: {}, target: null },
       { name: 'space listing, limit 50 (cache hit)', requests: { url: list }, headers: auth, target: 'cached' },
@@ -469,39 +484,13 @@ async function main(): Promise<void> {
       },
       {
         name: 'space listing, uncached: random filter combinations',
-        requests: {
-          varied: {
-            kind: 'filters',
-            origin: pagesOff.origin,
-            path: listPath,
-            seed: 2,
-            words: Q_WORDS,
-            families: FAMILIES,
-            statuses: STATUSES,
-            types: TYPES,
-            risks: RISKS.filter((r): r is string => r !== null),
-            tasks: TASKS,
-          },
-        },
+        requests: filterCombinations(pagesOff.origin),
         headers: auth,
         target: 'uncached',
       },
       {
         name: `${NO_LISTS}: random filter combinations`,
-        requests: {
-          varied: {
-            kind: 'filters',
-            origin: listsOff.origin,
-            path: listPath,
-            seed: 2,
-            words: Q_WORDS,
-            families: FAMILIES,
-            statuses: STATUSES,
-            types: TYPES,
-            risks: RISKS.filter((r): r is string => r !== null),
-            tasks: TASKS,
-          },
-        },
+        requests: filterCombinations(listsOff.origin),
         headers: auth,
         target: null,
       },
