@@ -582,11 +582,11 @@ export async function readMatchList(em: Em, where: ListingSql, max: number, spac
   if (space) return new MatchList(ids, rows.length, null, null);
   const spaceIds = [...new Set(rows.map((r) => r.space_id!))];
   const index = new Map(spaceIds.map((id, i) => [id, i]));
-  const postgres = dialectOf(em) === 'postgresql';
+  const bySpace = idIn(em, 's.id', spaceIds);
   const found = await runListing<{ id: string; slug: string; name: string; listing_version: number | string }>(
     em,
-    `select s.id, s.slug, s.name, s.listing_version from spaces s where ${postgres ? 's.id = any(?)' : 's.id in (select value from json_each(?))'}`,
-    [postgres ? spaceIds : JSON.stringify(spaceIds)],
+    `select s.id, s.slug, s.name, s.listing_version from spaces s where ${bySpace.sql}`,
+    bySpace.params,
   );
   const spaces: RowSpace[] = new Array<RowSpace>(spaceIds.length);
   for (const s of found) spaces[index.get(s.id)!] = { slug: s.slug, name: s.name, listing_version: s.listing_version };
@@ -610,10 +610,16 @@ export async function matchListPage(
   return body ? { body, count: ids.length } : null;
 }
 
+/** `column` is one of `ids`, as one parameter whatever their number (one statement text): an array on PostgreSQL, JSON on SQLite. */
+function idIn(em: Em, column: string, ids: readonly string[]): ListingSql {
+  return dialectOf(em) === 'postgresql'
+    ? { sql: `${column} = any(?)`, params: [ids] }
+    : { sql: `${column} in (select value from json_each(?))`, params: [JSON.stringify(ids)] };
+}
+
 /** The summaries of the given products, rendered, by id: one statement (a prepared one on PostgreSQL). */
 async function renderById(em: Em, ids: readonly string[]): Promise<Map<string, Buffer>> {
-  const postgres = dialectOf(em) === 'postgresql';
-  const byIds: ListingSql = { sql: postgres ? 'p.id = any(?)' : 'p.id in (select value from json_each(?))', params: [postgres ? ids : JSON.stringify(ids)] };
+  const byIds = idIn(em, 'p.id', ids);
   const counted = countParts(byIds, 'none', ids.length, 0);
   const rows = await runListing<ListingRow>(em, listingRowsSql(em, byIds.sql, counted), counted.params);
   const platform = em.getPlatform();
