@@ -16,7 +16,17 @@ import {
 import { LIMITS, Product, ProductVersion, Space, type Caller } from '../persistence/entities.ts';
 import { dialectOf, type Em, type Orm } from '../persistence/orm.ts';
 import { searchTextFilter, searchTextPattern } from '../persistence/queries.ts';
-import { listingPage, matchListPage, readMatchList, summarize, summaryPage, type ListingSql, type ModelSummary, type RowSpace } from './summaries.ts';
+import {
+  listingPage,
+  matchListPage,
+  readMatchList,
+  summarize,
+  summaryPage,
+  type ListingSql,
+  type MatchList,
+  type ModelSummary,
+  type RowSpace,
+} from './summaries.ts';
 
 export type { ListingSql } from './summaries.ts';
 import type { ListingCache } from './listing-cache.ts';
@@ -205,14 +215,16 @@ export class ModelService {
     }
     const totalKey = opts.countScope != null && this.listingCache ? `${opts.countScope}\u0000${filterKey(filters)}` : null;
     let known = totalKey === null ? undefined : this.listingCache!.getTotal(totalKey);
-    if (totalKey !== null && opts.space?.id !== undefined && isListingSql(visible) && (known === undefined || !this.listingCache!.getList(totalKey))) {
+    let list = known === undefined ? undefined : this.listingCache!.getList(totalKey!);
+    if (totalKey !== null && list === undefined && opts.space?.id !== undefined && isListingSql(visible)) {
       // A space's filters with no total or no match list at this version: matched in memory when
       // its match columns are kept (read now when the statements answered it once before).
       const matched = await this.fromSpaceIndex(em, opts.countScope!, opts.space.id, filters, known === undefined);
       if (matched) {
         known = matched.total;
+        list = matched.list;
         this.listingCache!.setTotal(totalKey, known);
-        this.listingCache!.setList(totalKey, matched.list);
+        this.listingCache!.setList(totalKey, list);
       }
     }
     // Beyond "not archived", a filter means the database reads every match to sort them: count those in passing.
@@ -226,7 +238,7 @@ export class ModelService {
     if (isListingSql(visible)) {
       const where = listingWhere(visible, filters);
       if (known !== undefined) {
-        const listed = await this.fromMatchList(em, totalKey!, known, where, skip, limit, opts.space);
+        const listed = await this.fromMatchList(em, totalKey!, known, list, where, skip, limit, opts.space);
         if (listed) return { body: listed.body, count: listed.count, total: known, skip, limit };
       }
       page = await listingPage(em, where, { skip, limit, count, rows: this.listingCache?.rows, space: opts.space });
@@ -254,19 +266,29 @@ export class ModelService {
    * null: the page is read by statements (no lists kept, the page is past the list's end, or the
    * matches changed since they were counted).
    */
-  private async fromMatchList(em: Em, key: string, total: number, where: ListingSql, skip: number, limit: number, space: RowSpace | undefined) {
+  private async fromMatchList(
+    em: Em,
+    key: string,
+    total: number,
+    /** The list kept under `key`, if any (the caller has looked it up). */
+    kept: MatchList | undefined,
+    where: ListingSql,
+    skip: number,
+    limit: number,
+    space: RowSpace | undefined,
+  ) {
     const cache = this.listingCache!;
-    const kept = Math.min(total, cache.listRows);
-    if (kept === 0 || (skip + limit > kept && kept < total) || cache.isUnlistable(key)) return null;
+    const length = Math.min(total, cache.listRows);
+    if (length === 0 || (skip + limit > length && length < total) || cache.isUnlistable(key)) return null;
     const list =
-      cache.getList(key) ??
+      kept ??
       (await this.readOnce(`list\u0000${key}`, async () => {
-        const read = await readMatchList(em, where, kept, space);
+        const read = await readMatchList(em, where, length, space);
         // An id a list cannot hold (a row written by hand on SQLite): not read again at this version.
         if (!read) cache.markUnlistable(key);
         // Fewer or more matches than counted: what they show changed since (the version the scope
         // names is already old); the statements serve this request, and the next scope its list.
-        if (!read || read.length !== kept) return null;
+        if (!read || read.length !== length) return null;
         cache.setList(key, read);
         return read;
       }));
