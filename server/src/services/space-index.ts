@@ -155,9 +155,9 @@ export class SpaceIndex {
       if (term.includes(SEPARATOR)) return null;
       candidates = this.containing(term);
     }
-    const out = new Uint32Array(candidates ? candidates.length : this.length);
-    let total = 0;
     const count = candidates ? candidates.length : this.length;
+    const out = new Uint32Array(count);
+    let total = 0;
     for (let k = 0; k < count; k++) {
       const i = candidates ? candidates[k]! : k;
       let ok = true;
