@@ -2,6 +2,7 @@
  * Environment → one frozen, validated Config. Read once at start (server and admin CLI);
  * nothing else in the code base reads process.env. Empty variables count as unset.
  */
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -74,6 +75,8 @@ export interface Config {
   readonly keepAliveTimeoutSeconds: number;
   /** How long the connection of a refused chunk discards what its client still sends before closing. */
   readonly refusedBodyLingerSeconds: number;
+  /** Upload bodies (chunks, single-request files) this process reads at once; more wait their turn (0: no limit). Default: 4 per CPU core. */
+  readonly uploadConcurrentBodies: number;
   readonly nodeEnv: string;
 }
 
@@ -106,6 +109,8 @@ export const DEFAULTS = {
   bodyIdleTimeoutSeconds: 60,
   keepAliveTimeoutSeconds: 65,
   refusedBodyLingerSeconds: 5,
+  /** Per CPU core (os.availableParallelism): the default of UPLOAD_CONCURRENT_BODIES. */
+  uploadConcurrentBodiesPerCore: 4,
   webhookRetrySeconds: [5, 30, 120, 600, 1800, 7200],
   webhookDeliveryRetentionDays: 30,
   webhookPollIntervalMs: 1000,
@@ -246,6 +251,7 @@ const EnvSchema = z.object({
   BODY_IDLE_TIMEOUT_SECONDS: integer(0, 86_400),
   KEEP_ALIVE_TIMEOUT_SECONDS: integer(1, 3600),
   REFUSED_BODY_LINGER_SECONDS: integer(0, 600),
+  UPLOAD_CONCURRENT_BODIES: integer(0, 100_000),
   NODE_ENV: envVar,
 });
 
@@ -364,6 +370,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bodyIdleTimeoutSeconds: e.BODY_IDLE_TIMEOUT_SECONDS ?? DEFAULTS.bodyIdleTimeoutSeconds,
     keepAliveTimeoutSeconds: e.KEEP_ALIVE_TIMEOUT_SECONDS ?? DEFAULTS.keepAliveTimeoutSeconds,
     refusedBodyLingerSeconds: e.REFUSED_BODY_LINGER_SECONDS ?? DEFAULTS.refusedBodyLingerSeconds,
+    uploadConcurrentBodies: e.UPLOAD_CONCURRENT_BODIES ?? DEFAULTS.uploadConcurrentBodiesPerCore * availableParallelism(),
     nodeEnv,
   } satisfies Config);
 }

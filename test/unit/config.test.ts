@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, exitOnConfigError, loadConfig, parseDatabaseUrl } from '../../server/src/config.ts';
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
       bodyIdleTimeoutSeconds: 60,
       keepAliveTimeoutSeconds: 65,
       refusedBodyLingerSeconds: 5,
+      uploadConcurrentBodies: 4 * availableParallelism(),
       nodeEnv: 'development',
     });
   });
@@ -101,6 +103,7 @@ describe('loadConfig', () => {
       HEADERS_TIMEOUT_SECONDS: '30',
       REQUEST_TIMEOUT_SECONDS: '0',
       BODY_IDLE_TIMEOUT_SECONDS: '120',
+      UPLOAD_CONCURRENT_BODIES: '0',
       KEEP_ALIVE_TIMEOUT_SECONDS: '5',
       REFUSED_BODY_LINGER_SECONDS: '0',
       NODE_ENV: 'production',
@@ -136,6 +139,7 @@ describe('loadConfig', () => {
       bodyIdleTimeoutSeconds: 120,
       keepAliveTimeoutSeconds: 5,
       refusedBodyLingerSeconds: 0,
+      uploadConcurrentBodies: 0,
       nodeEnv: 'production',
     });
   });
@@ -205,6 +209,8 @@ describe('loadConfig', () => {
     ['BODY_IDLE_TIMEOUT_SECONDS', '1.5'],
     ['KEEP_ALIVE_TIMEOUT_SECONDS', '0'],
     ['REFUSED_BODY_LINGER_SECONDS', '601'],
+    ['UPLOAD_CONCURRENT_BODIES', '-1'],
+    ['UPLOAD_CONCURRENT_BODIES', 'many'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['DATABASE_URL', 'sqlite:'],
     ['DATABASE_URL', 'postgres://localhost'],

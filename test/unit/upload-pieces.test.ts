@@ -58,6 +58,18 @@ describe('InFlightWriters', () => {
     expect(writers.receiving('s1', 3)).toBe(false);
   });
 
+  it('counts a chunk waiting for its turn to be read as received, until every request for it stops waiting', () => {
+    const writers = new InFlightWriters();
+    const first = writers.queue('s1', 2);
+    const twin = writers.queue('s1', 2);
+    expect([writers.receiving('s1'), writers.receiving('s1', 2), writers.receiving('s1', 0), writers.receiving('s2')]).toEqual([true, true, false, false]);
+    first();
+    first(); // once only
+    expect(writers.receiving('s1', 2)).toBe(true);
+    twin();
+    expect([writers.receiving('s1'), writers.receiving('s1', 2)]).toEqual([false, false]);
+  });
+
   it('a re-send stops the older writer of the same chunk and waits until it has settled', async () => {
     const writers = new InFlightWriters();
     const older = writers.begin('s', 2);

@@ -49,6 +49,7 @@ export function multipartStorage(services: Services): StorageEngine {
     const stored = await artifacts.storeFilePart(res.locals.em, user, productIdOf(req), {
       fieldName: file.fieldname,
       stream: file.stream,
+      request: req,
       originalName: file.originalname,
       mimeType: file.mimetype,
     });

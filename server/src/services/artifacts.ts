@@ -21,6 +21,7 @@ import { artifactKey, rejectNulCharacters, requireVersionOf } from './uploads.ts
 import { productScope, recordEvent } from './events.ts';
 import { requireMediaType } from './input-rules.ts';
 import { requireVersionByRef } from './versions.ts';
+import { BodyGateClosedError, type BodyGate } from './body-gate.ts';
 
 export type ArtifactMultipartFields = Omit<components['schemas']['ArtifactMultipartUpload'], 'file'>;
 
@@ -35,6 +36,8 @@ export interface FilePart {
   /** The part's form field name: only `file` is an artifact. */
   fieldName: string;
   stream: Readable;
+  /** The request the part arrives in (it closes when the client goes away; the part may not). */
+  request?: Readable;
   /** The part's own file name and type, the defaults of `file_name` and `content_type`. */
   originalName: string;
   mimeType: string;
@@ -57,6 +60,7 @@ export class ArtifactService {
     readonly deps: ServiceDeps,
     private readonly inspections: InspectionService,
     private readonly blobs: ContentBlobs,
+    private readonly bodies: BodyGate,
   ) {}
 
   /** `versionRef`: only the artifacts of that version (its id, number or an alias; unknown → 404). */
@@ -192,7 +196,11 @@ export class ArtifactService {
     const artifactId = randomUUID();
     const key = artifactKey(product.id, artifactId);
     const { storage, config } = this.deps;
+    const ticket = await this.bodies.enter(part.request ?? part.stream).catch((err: unknown) => {
+      throw err instanceof BodyGateClosedError ? errors.badRequest('The request closed before its file was read; nothing was stored.') : err;
+    });
     const hashing = new HashingStream();
+    ticket.track(hashing);
     hashing.on('error', () => {}); // surfaced by storage.put, which may start listening late
     const detach = feed(part.stream, hashing);
     let size: number;
@@ -208,6 +216,7 @@ export class ArtifactService {
       throw err;
     } finally {
       detach();
+      ticket.leave();
     }
     return { key, artifactId, productId: product.id, size, sha256: hashing.hex(), originalName: part.originalName, mimeType: part.mimeType };
   }
@@ -301,8 +310,10 @@ export class ArtifactService {
 
 /** Passes bytes through, hashing them with SHA-256 on the way. */
 class HashingStream extends Transform {
+  bytes = 0;
   private readonly hash = createHash('sha256');
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
     this.hash.update(chunk);
     done(null, chunk);
   }

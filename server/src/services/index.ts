@@ -19,6 +19,7 @@ import { SystemService } from './system.ts';
 import { EventService } from './events.ts';
 import { WebhookService } from './webhooks.ts';
 import { WebhookWorker } from './webhook-worker.ts';
+import { BodyGate } from './body-gate.ts';
 
 export interface ServiceDeps {
   config: Config;
@@ -42,19 +43,22 @@ export interface Services {
   webhooks: WebhookService;
   /** Sends queued webhook deliveries; main.ts starts and stops it. */
   webhookWorker: WebhookWorker;
+  /** How many upload bodies are read at once (shared by chunk and single-request uploads). */
+  bodies: BodyGate;
 }
 
 export function createServices(deps: ServiceDeps): Services {
   const inspections = new InspectionService(deps);
   const blobs = new ContentBlobs(deps);
-  const uploads = new UploadService(deps, inspections, blobs);
+  const bodies = new BodyGate(deps.config.uploadConcurrentBodies);
+  const uploads = new UploadService(deps, inspections, blobs, bodies);
   return {
     models: new ModelService(deps.orm, deps.config.listingCacheBytes > 0 ? new ListingCache(deps.config.listingCacheBytes) : null),
     versions: new VersionService(deps.orm),
     aliases: new AliasService(),
     reviews: new ReviewService(),
     uploads,
-    artifacts: new ArtifactService(deps, inspections, blobs),
+    artifacts: new ArtifactService(deps, inspections, blobs, bodies),
     inspections,
     blobs,
     sweeper: new Sweeper(deps, uploads, blobs),
@@ -62,6 +66,7 @@ export function createServices(deps: ServiceDeps): Services {
     events: new EventService(),
     webhooks: new WebhookService(deps.config),
     webhookWorker: new WebhookWorker(deps),
+    bodies,
   };
 }
 

@@ -61,12 +61,34 @@ export class InFlightWriters {
   private readonly writes = new Map<string, Map<number, ChunkWriter>>();
   /** Sessions this process is completing or aborting: new chunks for them are refused. */
   private readonly closing = new Set<string>();
+  /** Chunks waiting for their turn to be read (see BodyGate), per session and index: how many requests. */
+  private readonly queued = new Map<string, Map<number, number>>();
 
-  /** Whether this process is receiving chunk `index` of the session right now (without `index`: any chunk of it). */
+  /**
+   * Whether this process is receiving chunk `index` of the session right now (without `index`: any
+   * chunk of it). A chunk waiting for its turn to be read counts: its bytes are on their way.
+   */
   receiving(sessionId: string, index?: number): boolean {
-    const writes = this.writes.get(sessionId);
-    if (!writes) return false;
-    return index === undefined ? writes.size > 0 : writes.has(index);
+    for (const m of [this.writes.get(sessionId), this.queued.get(sessionId)]) {
+      if (m && (index === undefined ? m.size > 0 : m.has(index))) return true;
+    }
+    return false;
+  }
+
+  /** Notes that a request for chunk `index` waits for its turn to be read; call the returned function (once) when it stops waiting. */
+  queue(sessionId: string, index: number): () => void {
+    const queued = this.queued.get(sessionId) ?? new Map<number, number>();
+    this.queued.set(sessionId, queued);
+    queued.set(index, (queued.get(index) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = queued.get(index)! - 1;
+      if (n > 0) queued.set(index, n);
+      else queued.delete(index);
+      if (queued.size === 0 && this.queued.get(sessionId) === queued) this.queued.delete(sessionId);
+    };
   }
 
   /** Whether a completion or abort in this process keeps new chunks of the session out. */

@@ -75,6 +75,7 @@ import { ChunkBody, ChunkDigestError, parseContentDigest } from './chunk-body.ts
 import { hasLoneSurrogate, requireMediaType } from './input-rules.ts';
 import { HashThread, ResumableSha256, sha256OfStream } from './resumable-sha256.ts';
 import { artifactKey, chooseChunkSize, chunkLength, stagedOf } from './upload-chunk-layout.ts';
+import { BodyGateClosedError, type BodyGate } from './body-gate.ts';
 import { PrefixFolder } from './upload-prefix-digest.ts';
 import { countChunk, emptyReceivedMap, findSession, insertChunkRow, receivedChunks, receivedIndexes, WRITABLE } from './upload-session-sql.ts';
 import { InFlightWriters } from './upload-writers.ts';
@@ -115,6 +116,7 @@ export class UploadService {
     readonly deps: ServiceDeps,
     private readonly inspections: InspectionService,
     private readonly blobs: ContentBlobs,
+    private readonly bodies: BodyGate,
   ) {
     // Staged bytes written past the page cache are read back the same way.
     const directReads = deps.storage.capabilities.directIo;
@@ -297,7 +299,8 @@ export class UploadService {
     body: Readable,
     headers: { contentLength?: number; contentDigest?: string },
   ): Promise<ArtifactUploadSessionResponse> {
-    const { session, chunkReceived } = await this.load(em, user, productId, uploadId, index);
+    const loaded = await this.load(em, user, productId, uploadId, index);
+    const { session } = loaded;
     await this.assertWritable(em, session);
     if (session.deduplicated) {
       throw errors.uploadNotWritable(`Upload session ${session.id} already has all its bytes (the server stores them): complete it, no chunk is needed.`);
@@ -314,7 +317,21 @@ export class UploadService {
       throw errors.chunkSizeMismatch(`Chunk ${index} must be exactly ${expected} bytes; received ${headers.contentLength}.`);
     }
     const digest = parseContentDigest(headers.contentDigest);
+    // Its turn among the bodies this process reads at once (see BodyGate): the checks above answer
+    // at once, the bytes wait. After a wait, whether the chunk was stored is read again (a twin
+    // request may have stored it meanwhile); a completion that began is seen below, and one that
+    // ended fails the write (its staged file is gone).
+    // (Meanwhile the session is not quiet: its saved digest does not catch up alongside transfers.)
+    const unqueue = this.writers.queue(session.id, index);
+    const ticket = await this.bodies
+      .enter(body)
+      .catch((err: unknown) => {
+        throw err instanceof BodyGateClosedError ? errors.badRequest(`The request for chunk ${index} closed before its body was read; nothing was stored.`) : err;
+      })
+      .finally(unqueue);
+    const chunkReceived = ticket.waited ? undefined : loaded.chunkReceived;
     if (this.writers.isClosing(session.id)) {
+      ticket.leave();
       throw errors.uploadNotWritable(`Upload session ${session.id} is being completed or aborted and takes no more chunks.`);
     }
 
@@ -337,6 +354,7 @@ export class UploadService {
           : null;
 
       const chunk = new ChunkBody(expected, digest, prefix);
+      ticket.track(chunk);
       // Its errors reach us through putPart; this listener only keeps one raised before putPart
       // is listening (a short body can be rejected before storage opened its file) from being fatal.
       chunk.on('error', () => {});
@@ -355,9 +373,11 @@ export class UploadService {
         throw await this.chunkFailure(em, session, index, err, writer.stopReason, body);
       } finally {
         detach();
+        ticket.leave(); // the body is read (or failed): the next one may come in while this one is recorded
       }
       return await this.recordChunk(em, session, index, { size: expected, sha256: chunk.sha256, etag }, replace, prefix);
     } finally {
+      ticket.leave();
       writer.end();
     }
   }
