@@ -110,21 +110,20 @@ export class BodyGate {
       // The socket, not the request, says the client went away: a request closes once its body has
       // been read (a small form is read whole before its file part gets here), and one whose body
       // fully arrived may not close at all.
-      const closers = [typeof socket?.once === 'function' ? (socket as unknown as Readable) : body];
+      const closer = typeof socket?.once === 'function' ? (socket as unknown as Readable) : body;
       const onClose = () => {
-        for (const c of closers) c.off('close', onClose);
         const at = this.waiters.indexOf(waiter);
         if (at >= 0) this.waiters.splice(at, 1);
         reject(new BodyGateClosedError());
       };
       const waiter: Waiter = {
         admit: (holder) => {
-          for (const c of closers) c.off('close', onClose);
+          closer.off('close', onClose);
           if (idleMs > 0) socket!.setTimeout(idleMs);
           resolve(holder);
         },
       };
-      for (const c of closers) c.once('close', onClose);
+      closer.once('close', onClose);
       this.waiters.push(waiter);
       this.watch();
     });
