@@ -6,8 +6,8 @@
  * collection. The two cores of a small machine are saturated by far fewer bodies than clients may
  * send at once (16 clients × 4 chunks in flight = 64), so reading all of them at once buys no
  * throughput and costs memory in proportion to the number of clients. Past the limit, a body waits
- * before its first byte is read: its bytes stay in the kernel's socket buffers, and TCP holds its
- * client back. Bodies are let in in arrival order.
+ * before it is read: beyond what arrived with its headers, its bytes stay in the kernel's socket
+ * buffers, and TCP holds its client back. Bodies are let in in arrival order.
  *
  * A slow or stalled client must not be able to lock others out by holding slots: a body that
  * delivered no byte for `stallMs` does not count against the limit (it still holds its own buffer;
