@@ -36,7 +36,7 @@ export interface FilePart {
   /** The part's form field name: only `file` is an artifact. */
   fieldName: string;
   stream: Readable;
-  /** The request the part arrives in (it closes when the client goes away; the part may not). */
+  /** The request the part arrives in: while the part waits its turn (BodyGate), its socket tells whether the client went away. */
   request?: Readable;
   /** The part's own file name and type, the defaults of `file_name` and `content_type`. */
   originalName: string;
