@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createApp } from '../../server/src/app.ts';
 import { loadConfig, type Config } from '../../server/src/config.ts';
@@ -397,13 +397,27 @@ export function rawPut(
   };
 }
 
-/** Polls `fn` until it returns truthy (or throws after `timeoutMs`). */
-export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 10): Promise<NonNullable<T>> {
+/** A raw connection: the test decides when the request's bytes come, and sees the answer and when the server closes. */
+export function rawConnection(origin: string): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {
+  const { hostname, port } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname, port: Number(port) });
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('error', () => {}); // a reset after the answer is a close too
+    socket.once('connect', () => resolve({ socket, received: () => text, closed }));
+    socket.once('error', reject);
+  });
+}
+
+/** Polls `fn` until it returns truthy (or throws after `timeoutMs`, naming `what` it waited for). */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 10, what = 'a condition'): Promise<NonNullable<T>> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const value = await fn();
     if (value) return value as NonNullable<T>;
-    if (Date.now() > until) throw new Error('timed out waiting for a condition');
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

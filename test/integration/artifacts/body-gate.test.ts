@@ -4,36 +4,15 @@
  * not lock the others out, waiting is not idle time, a waiting request that goes away stores
  * nothing, and single-request uploads take their turn the same way.
  */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UploadChunk } from '../../../server/src/persistence/entities.ts';
-import { API, randomData, startArtifactApp, storageTargets, type ArtifactApp, type StorageTarget } from '../../support/artifacts.ts';
+import { API, randomData, rawConnection, startArtifactApp, storageTargets, waitFor, type ArtifactApp, type StorageTarget } from '../../support/artifacts.ts';
 
 const IDLE_SECONDS = 3;
 
-/** A raw connection: the test decides when the request's bytes come and sees the answer and the close. */
-function connect(origin: string): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {
-  const { hostname, port } = new URL(origin);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hostname, port: Number(port) });
-    let text = '';
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    const closed = new Promise<void>((done) => socket.once('close', () => done()));
-    socket.on('error', () => {});
-    socket.once('connect', () => resolve({ socket, received: () => text, closed }));
-    socket.once('error', reject);
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (check: () => boolean, what: string) => waitFor(check, 20_000, 10, what);
 
 /** Tracks whether a promise has settled. */
 function watch<T>(p: Promise<T>): { promise: Promise<T>; done: () => boolean } {
@@ -71,7 +50,7 @@ for (const factory of await storageTargets()) {
     /** Chunk `index` over a raw connection: its head and first `pieces`th now, the rest by `more()`. */
     async function slowChunk(pid: string, id: string, index: number, pieces: number) {
       const bytes = randomData(target.chunkSize);
-      const conn = await connect(app.origin);
+      const conn = await rawConnection(app.origin);
       conn.socket.write(
         `PUT ${API}/catalog/products/${pid}/model-artifacts/uploads/${id}/chunks/${index} HTTP/1.1\r\n` +
           `Host: x\r\nAuthorization: Bearer ${app.owner.key}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bytes.length}\r\n\r\n`,

@@ -4,30 +4,14 @@
  * keeps it open for its whole time), and bodies that stop arriving are cut off by the idle timeout.
  */
 import http from 'node:http';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../server/src/config.ts';
 import { applyServerTimeouts } from '../../../server/src/http/timeouts.ts';
 import { UploadChunk } from '../../../server/src/persistence/entities.ts';
-import { API, MiB, randomData, startArtifactApp, storageTargets, type ArtifactApp, type StorageTarget } from '../../support/artifacts.ts';
+import { API, MiB, randomData, rawConnection, startArtifactApp, storageTargets, waitFor, type ArtifactApp, type StorageTarget } from '../../support/artifacts.ts';
 
-/** A raw connection: the test decides when the request's bytes end and sees when the server closes. */
-function connect(origin: string): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {
-  const { hostname, port } = new URL(origin);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hostname, port: Number(port) });
-    let text = '';
-    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    const closed = new Promise<void>((done) => socket.once('close', () => done()));
-    socket.on('error', () => {}); // a reset after the answer is a close too
-    socket.once('connect', () => resolve({ socket, received: () => text, closed }));
-    socket.once('error', reject);
-  });
-}
-
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((r) => setTimeout(r, 10));
-}
+/** No bound of its own: the test's timeout is the limit. */
+const until = (check: () => boolean) => waitFor(check, Number.POSITIVE_INFINITY);
 
 for (const factory of await storageTargets()) {
   describe.skipIf(!factory.create)(`connections on ${factory.name}`, () => {
@@ -57,7 +41,7 @@ for (const factory of await storageTargets()) {
 
     it('closes a refused chunk (read partly, then cut off) as soon as the client ends its side', async () => {
       const { pid, id } = await session(3 * target.chunkSize);
-      const conn = await connect(app.origin);
+      const conn = await rawConnection(app.origin);
       // Chunked body: the server streams it into storage until it is longer than the chunk.
       conn.socket.write(head(pid, id, 0, 'Transfer-Encoding: chunked\r\n'));
       const piece = randomData(256 * 1024);
@@ -77,7 +61,7 @@ for (const factory of await storageTargets()) {
 
     it('closes a chunk refused before its body was read as soon as the client ends its side', async () => {
       const { pid, id } = await session(3 * target.chunkSize);
-      const conn = await connect(app.origin);
+      const conn = await rawConnection(app.origin);
       conn.socket.write(head(pid, id, 99, `Content-Length: ${target.chunkSize}\r\n`));
       conn.socket.write(randomData(64 * 1024));
       await until(() => conn.received().includes('\r\n\r\n'));
@@ -90,7 +74,7 @@ for (const factory of await storageTargets()) {
     it('cuts off a body from which nothing arrives for the idle timeout, storing nothing; the chunk can be sent again', async () => {
       const { pid, id } = await session(3 * target.chunkSize);
       const chunk = randomData(target.chunkSize);
-      const conn = await connect(app.origin);
+      const conn = await rawConnection(app.origin);
       conn.socket.write(head(pid, id, 0, `Content-Length: ${chunk.length}\r\n`));
       conn.socket.write(chunk.subarray(0, chunk.length / 2));
       await conn.closed; // by the server: the client never ends nor sends more
@@ -104,7 +88,7 @@ for (const factory of await storageTargets()) {
     it('takes a body that arrives slowly but steadily, for longer in all than the idle timeout', async () => {
       const { pid, id } = await session(3 * target.chunkSize);
       const chunk = randomData(target.chunkSize);
-      const conn = await connect(app.origin);
+      const conn = await rawConnection(app.origin);
       conn.socket.write(head(pid, id, 1, `Content-Length: ${chunk.length}\r\n`));
       const pieces = 8;
       for (let i = 0; i < pieces; i++) {
